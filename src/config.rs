@@ -1,0 +1,624 @@
+//! Command line and environment, one definition each (clap's `env` feature), and turning
+//! them into a connection configuration the way libpq would.
+//!
+//! Precedence is flag > environment > default. The database URL may also come from
+//! `DATABASE_URL_FILE` (Docker and Kubernetes secrets) or from libpq's `PG*` variables,
+//! which, as in libpq, also fill in whatever the URL leaves out.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "schemagate",
+    version,
+    about = "Waits for PostgreSQL, takes an advisory lock, applies pending SQL migrations, exits with a code your orchestrator understands.",
+    after_help = "Exit codes: 0 ok, 2 usage/config, 3 invalid files, 4 database unreachable, 5 refused (auth/TLS/missing db), 6 lock timeout, 7 migration failed, 8 state conflict, 9 pending (check), 130/143 interrupted.\n\nExample: DATABASE_URL=postgres://app@db:5432/app schemagate up"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// PostgreSQL URL (postgres://user:password@host:5432/db?sslmode=require) or key=value string.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+
+    /// File holding the database URL (Docker/Kubernetes secrets).
+    #[arg(long, env = "DATABASE_URL_FILE", global = true)]
+    pub database_url_file: Option<PathBuf>,
+
+    /// Folder of <revision>_<slug>.sql files.
+    #[arg(
+        long,
+        env = "SCHEMAGATE_MIGRATIONS",
+        default_value = "./migrations",
+        global = true
+    )]
+    pub migrations: PathBuf,
+
+    /// Schema that holds schemagate_history and schemagate_events.
+    #[arg(
+        long,
+        env = "SCHEMAGATE_SCHEMA",
+        default_value = "public",
+        global = true
+    )]
+    pub schema: String,
+
+    /// How long to wait for the database to accept connections (90s, 2m).
+    #[arg(long, env = "SCHEMAGATE_WAIT_TIMEOUT", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub wait_timeout: Duration,
+
+    /// How long to wait for another runner's advisory lock.
+    #[arg(long, env = "SCHEMAGATE_LOCK_TIMEOUT", default_value = "15m", value_parser = parse_duration, global = true)]
+    pub lock_timeout: Duration,
+
+    /// Advisory lock key [default: derived from the history table's qualified name].
+    #[arg(
+        long,
+        env = "SCHEMAGATE_LOCK_KEY",
+        global = true,
+        allow_negative_numbers = true
+    )]
+    pub lock_key: Option<i64>,
+
+    /// Log format on stderr.
+    #[arg(
+        long,
+        env = "SCHEMAGATE_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing syntax: info, debug, schemagate=debug).
+    #[arg(long, env = "SCHEMAGATE_LOG", default_value = "info", global = true)]
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply every pending migration (Alembic: upgrade head).
+    #[command(after_help = "Example: schemagate up --wait-timeout 2m")]
+    Up(UpArgs),
+    /// Validate the migration files without touching the database.
+    #[command(after_help = "Example: schemagate validate --strict")]
+    Validate {
+        /// Several heads (unmerged branches) are an error.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Wait until the database accepts connections, then exit 0.
+    #[command(after_help = "Example: schemagate wait --wait-timeout 30s")]
+    Wait,
+    /// Clear a dirty transaction:false migration after checking the database by hand.
+    #[command(after_help = "Example: schemagate resolve 20251215093000 --applied")]
+    Resolve(ResolveArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Run every pending migration in one transaction: all or nothing.
+    #[arg(long)]
+    pub single_transaction: bool,
+    /// Go on when an applied migration's file was edited (checksum differs).
+    #[arg(long)]
+    pub allow_changed: bool,
+    /// Apply pending migrations that are older than applied descendants.
+    #[arg(long)]
+    pub allow_out_of_order: bool,
+    /// Fail when the database has migrations these files do not know.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct ResolveArgs {
+    /// The dirty revision.
+    #[arg(required = true)]
+    pub revision: String,
+    /// Its changes are complete: mark it applied.
+    #[arg(long, group = "outcome")]
+    pub applied: bool,
+    /// Its changes are not there: forget it, so `up` runs it again.
+    #[arg(long, group = "outcome")]
+    pub rolled_back: bool,
+}
+
+fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); write it like 90s, 2m or 1h"))
+}
+
+/// How to use TLS, as libpq's `sslmode` means it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl FromStr for SslMode {
+    type Err = String;
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        Ok(match text {
+            "disable" => SslMode::Disable,
+            "allow" | "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            other => {
+                return Err(format!(
+                    "sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"
+                ));
+            }
+        })
+    }
+}
+
+/// Everything needed to open a connection.
+#[derive(Clone)]
+pub struct Connection {
+    pub config: tokio_postgres::Config,
+    pub ssl_mode: SslMode,
+    pub ssl_root_cert: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.describe())
+    }
+}
+
+impl Connection {
+    /// `user@host:port/db`: what messages say, never with the password.
+    pub fn describe(&self) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            #[cfg(unix)]
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".to_string(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        format!(
+            "{}@{}:{}/{}",
+            self.config.get_user().unwrap_or("?"),
+            host,
+            port,
+            self.config.get_dbname().unwrap_or("?")
+        )
+    }
+
+    pub fn password(&self) -> Option<String> {
+        self.config
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+    }
+}
+
+/// Where configuration values come from; a trait object so tests can supply a fake environment.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Resolves the connection from the flags and the environment.
+pub fn connection(global: &Global, env: Env<'_>) -> Result<Connection> {
+    let url = match (&global.database_url, &global.database_url_file) {
+        (Some(url), None) => Some(url.trim().to_string()),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::Usage(format!(
+                    "cannot read DATABASE_URL_FILE {}: {e}",
+                    path.display()
+                ))
+            })?;
+            Some(text.trim().to_string())
+        }
+        (Some(_), Some(_)) => {
+            return Err(Error::Usage(
+                "both a database URL (--database-url / DATABASE_URL) and a URL file \
+                 (--database-url-file / DATABASE_URL_FILE) are set: keep one"
+                    .into(),
+            ));
+        }
+        (None, None) => None,
+    };
+    let pg = |name: &str| env(name).filter(|v| !v.is_empty());
+
+    let env_port = match pg("PGPORT") {
+        Some(port) => Some(
+            port.parse::<u16>()
+                .map_err(|_| Error::Usage(format!("PGPORT `{port}` is not a port number")))?,
+        ),
+        None => None,
+    };
+    let port_given = url.as_deref().is_some_and(names_port);
+    // tokio-postgres fills in 5432 for a URL without a port, so PGPORT goes into the text.
+    let url = match (url, env_port) {
+        (Some(url), Some(port)) if !port_given && !url.is_empty() => Some(with_port(&url, port)),
+        (url, _) => url,
+    };
+    let port_given = port_given || url.is_some();
+    let (mut config, url_ssl_mode, url_root_cert) = match url.as_deref() {
+        Some("") => {
+            return Err(Error::Usage(
+                "the database URL is empty: set DATABASE_URL to postgres://user:password@host:5432/db".into(),
+            ));
+        }
+        Some(url) => parse_url(url)?,
+        None => {
+            if pg("PGHOST").is_none() && pg("PGDATABASE").is_none() && pg("PGUSER").is_none() {
+                return Err(Error::Usage(
+                    "no database configured: set DATABASE_URL (postgres://user:password@host:5432/db), \
+                     DATABASE_URL_FILE, --database-url, or libpq's PGHOST/PGUSER/PGDATABASE"
+                        .into(),
+                ));
+            }
+            (tokio_postgres::Config::new(), None, None)
+        }
+    };
+
+    // As in libpq, PG* variables fill in what the URL leaves out.
+    if config.get_hosts().is_empty() {
+        let hosts = pg("PGHOST").unwrap_or_else(|| "localhost".into());
+        for host in hosts.split(',') {
+            config.host(host);
+        }
+    }
+    if !port_given && let Some(port) = env_port {
+        config.port(port);
+    }
+    if config.get_user().is_none() {
+        let user = pg("PGUSER")
+            .or_else(|| env("USER"))
+            .unwrap_or_else(|| "postgres".into());
+        config.user(user);
+    }
+    if config.get_password().is_none()
+        && let Some(password) = env("PGPASSWORD")
+    {
+        config.password(password);
+    }
+    if config.get_dbname().is_none() {
+        let db = pg("PGDATABASE").or_else(|| config.get_user().map(str::to_string));
+        if let Some(db) = db {
+            config.dbname(db);
+        }
+    }
+    if config.get_application_name().is_none() {
+        config.application_name(pg("PGAPPNAME").as_deref().unwrap_or("schemagate"));
+    }
+    let ssl_mode = match url_ssl_mode.or_else(|| pg("PGSSLMODE")) {
+        Some(mode) => mode.parse::<SslMode>().map_err(Error::Usage)?,
+        None => SslMode::Prefer,
+    };
+    let ssl_root_cert = url_root_cert
+        .or_else(|| pg("PGSSLROOTCERT"))
+        .map(PathBuf::from);
+    Ok(Connection {
+        config,
+        ssl_mode,
+        ssl_root_cert,
+    })
+}
+
+/// Whether a URL or key=value string names a port (tokio-postgres fills in 5432 itself,
+/// so the parsed config cannot tell).
+fn names_port(url: &str) -> bool {
+    match url.split_once("://") {
+        Some((_, rest)) => {
+            let authority = rest.split(['/', '?']).next().unwrap_or_default();
+            let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            hosts.split(',').any(|host| match host.rsplit_once(']') {
+                Some((_, after)) => after.starts_with(':'),
+                None => host.contains(':'),
+            })
+        }
+        None => key_values(url).is_ok_and(|pairs| pairs.iter().any(|(k, _)| k == "port")),
+    }
+}
+
+/// Adds `port` to a URL or key=value string that names none.
+fn with_port(url: &str, port: u16) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return format!("{url} port={port}");
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (user, hosts) = match authority.rsplit_once('@') {
+        Some((user, hosts)) => (format!("{user}@"), hosts),
+        None => (String::new(), authority),
+    };
+    if hosts.is_empty() {
+        let separator = if tail.contains('?') { '&' } else { '?' };
+        return format!("{url}{separator}port={port}");
+    }
+    let hosts: Vec<String> = hosts.split(',').map(|h| format!("{h}:{port}")).collect();
+    format!("{scheme}://{user}{}{tail}", hosts.join(","))
+}
+
+/// Parses a URL or key=value string. `sslmode` and `sslrootcert` are taken out first:
+/// tokio-postgres rejects `verify-ca`/`verify-full` and does not know `sslrootcert`.
+fn parse_url(url: &str) -> Result<(tokio_postgres::Config, Option<String>, Option<String>)> {
+    let mut ssl_mode = None;
+    let mut root_cert = None;
+    let rest = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "sslmode" => ssl_mode = Some(percent_decode(value)),
+                "sslrootcert" => root_cert = Some(percent_decode(value)),
+                _ => kept.push(pair),
+            }
+        }
+        if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        }
+    } else if url.contains("://") {
+        let scheme = url.split("://").next().unwrap_or_default();
+        return Err(Error::Usage(format!(
+            "the database URL has scheme `{scheme}://`: use postgres://user:password@host:5432/db"
+        )));
+    } else {
+        let mut kept = Vec::new();
+        for (key, value) in key_values(url)? {
+            match key.as_str() {
+                "sslmode" => ssl_mode = Some(value),
+                "sslrootcert" => root_cert = Some(value),
+                _ => kept.push(format!(
+                    "{key}='{}'",
+                    value.replace('\\', "\\\\").replace('\'', "\\'")
+                )),
+            }
+        }
+        kept.join(" ")
+    };
+    // tokio-postgres's messages name the offending option but never echo values.
+    let config = rest.parse::<tokio_postgres::Config>().map_err(|e| {
+        Error::Usage(format!(
+            "the database URL is not valid: {e}; expected postgres://user:password@host:5432/db"
+        ))
+    })?;
+    Ok((config, ssl_mode, root_cert))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// libpq's `key=value key='quoted \' value'` form.
+fn key_values(text: &str) -> Result<Vec<(String, String)>> {
+    let invalid = |what: &str| {
+        Error::Usage(format!(
+            "the database connection string is not valid: {what}; expected key=value pairs or postgres://user:password@host:5432/db"
+        ))
+    };
+    let mut pairs = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return Ok(pairs);
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next() != Some('=') {
+            return Err(invalid(&format!("`{key}` has no `=value`")));
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            loop {
+                match chars.next() {
+                    Some('\\') => value.extend(chars.next()),
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
+                    None => {
+                        return Err(invalid(&format!(
+                            "the value of `{key}` has no closing quote"
+                        )));
+                    }
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                if c == '\\' {
+                    value.extend(chars.next());
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        pairs.push((key, value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn global(url: Option<&str>) -> Global {
+        let mut args = vec!["schemagate"];
+        if let Some(url) = url {
+            args.extend(["--database-url", url]);
+        }
+        args.push("validate");
+        let cli = Cli::try_parse_from(args).expect("valid args");
+        cli.global
+    }
+
+    fn resolve(url: Option<&str>, vars: &[(&str, &str)]) -> Result<Connection> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        connection(&global(url), &|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn url_with_everything() {
+        let c = resolve(Some("postgres://app:s3cret@db.internal:6543/appdb"), &[]).expect("ok");
+        assert_eq!(c.describe(), "app@db.internal:6543/appdb");
+        assert_eq!(c.password().as_deref(), Some("s3cret"));
+        assert_eq!(c.config.get_application_name(), Some("schemagate"));
+        assert_eq!(c.ssl_mode, SslMode::Prefer);
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn pg_variables_fill_what_the_url_leaves_out() {
+        let c = resolve(
+            Some("postgres://db/app"),
+            &[
+                ("PGUSER", "u"),
+                ("PGPASSWORD", "pw"),
+                ("PGPORT", "5433"),
+                ("PGAPPNAME", "deploy"),
+            ],
+        )
+        .expect("ok");
+        assert_eq!(c.describe(), "u@db:5433/app");
+        assert_eq!(c.password().as_deref(), Some("pw"));
+        assert_eq!(c.config.get_application_name(), Some("deploy"));
+    }
+
+    #[test]
+    fn pgport_goes_to_every_host_that_has_none() {
+        assert_eq!(
+            with_port("postgres://u:p@a,b/d?x=1", 7),
+            "postgres://u:p@a:7,b:7/d?x=1"
+        );
+        assert_eq!(with_port("postgres:///d", 7), "postgres:///d?port=7");
+        assert_eq!(with_port("host=h", 7), "host=h port=7");
+        assert!(names_port("postgres://u@[::1]:5433/d"));
+        assert!(!names_port("postgres://u@[::1]/d"));
+        assert!(!names_port("postgres://u:pa:ss@h/d"));
+        assert!(names_port("host=h port=1"));
+    }
+
+    #[test]
+    fn pg_variables_alone() {
+        let c = resolve(
+            None,
+            &[
+                ("PGHOST", "h"),
+                ("PGUSER", "u"),
+                ("PGDATABASE", "d"),
+                ("PGSSLMODE", "disable"),
+            ],
+        )
+        .expect("ok");
+        assert_eq!(c.describe(), "u@h:5432/d");
+        assert_eq!(c.ssl_mode, SslMode::Disable);
+    }
+
+    #[test]
+    fn nothing_configured_is_a_usage_error() {
+        let e = resolve(None, &[]).expect_err("no database");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("DATABASE_URL"));
+    }
+
+    #[test]
+    fn ssl_parameters_are_taken_out_of_the_url() {
+        let c = resolve(
+            Some("postgres://u@h/d?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&connect_timeout=5"),
+            &[],
+        )
+        .expect("ok");
+        assert_eq!(c.ssl_mode, SslMode::VerifyFull);
+        assert_eq!(c.ssl_root_cert, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(
+            c.config.get_connect_timeout(),
+            Some(&Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn key_value_strings() {
+        let c = resolve(
+            Some("host=h port=5499 user=u password='a \\'b' dbname=d sslmode=verify-ca"),
+            &[],
+        )
+        .expect("ok");
+        assert_eq!(c.describe(), "u@h:5499/d");
+        assert_eq!(c.password().as_deref(), Some("a 'b"));
+        assert_eq!(c.ssl_mode, SslMode::VerifyCa);
+    }
+
+    #[test]
+    fn bad_urls_are_usage_errors_without_the_password() {
+        for url in [
+            "mysql://u:hunter2secret@h/d",
+            "postgres://u:hunter2secret@h:notaport/d",
+            "postgres://u:hunter2secret@h/d?sslmode=sometimes",
+            "host=h password=hunter2secret bogus",
+        ] {
+            let e = resolve(Some(url), &[]).expect_err(url);
+            assert_eq!(e.exit_code(), 2, "{url}: {e}");
+            assert!(!e.to_string().contains("hunter2secret"), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn url_and_url_file_together_is_an_error() {
+        let mut g = global(Some("postgres://u@h/d"));
+        g.database_url_file = Some(PathBuf::from("/nonexistent"));
+        let e = connection(&g, &|_| None).expect_err("both");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn durations_are_humane() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
+        assert!(parse_duration("soon").is_err());
+    }
+}

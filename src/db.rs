@@ -1,0 +1,133 @@
+//! One dedicated connection, held from lock to exit.
+//!
+//! No pool: a session-level advisory lock belongs to a connection, and a pool's recycling
+//! would hand that connection back still holding it. Server notices (`RAISE NOTICE` in a
+//! migration) are forwarded to the log.
+
+use futures_util::StreamExt;
+use tokio_postgres::{AsyncMessage, Client, SimpleQueryMessage};
+
+use crate::config::Connection;
+use crate::error::{Error, Result};
+use crate::interrupt::Interrupt;
+use crate::tls;
+
+pub struct Session {
+    pub client: Client,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Session {
+    /// Opens one connection (no retry: that is `wait`'s job).
+    pub async fn open(
+        connection: &Connection,
+        interrupt: &Interrupt,
+    ) -> std::result::Result<Session, ConnectError> {
+        let (make_tls, wire_mode) = tls::connector(connection).map_err(ConnectError::Setup)?;
+        let mut config = connection.config.clone();
+        config.ssl_mode(wire_mode);
+        let (client, mut conn) = config
+            .connect(make_tls.clone())
+            .await
+            .map_err(ConnectError::Postgres)?;
+        interrupt.watch_connection(client.cancel_token(), make_tls);
+        let driver = tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(AsyncMessage::Notice(n)) => {
+                        tracing::info!(target: "postgres", "{}: {}", n.severity(), n.message())
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!("connection ended: {e}");
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(Session { client, driver })
+    }
+
+    /// Runs SQL through the simple-query protocol and returns its rows as text.
+    pub async fn rows(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+        let messages = self.client.simple_query(sql).await.map_err(classify)?;
+        Ok(messages
+            .into_iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(row) => Some(
+                    (0..row.len())
+                        .map(|i| row.get(i).map(str::to_string))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect())
+    }
+
+    pub async fn execute(&self, sql: &str) -> Result<()> {
+        self.client.batch_execute(sql).await.map_err(classify)
+    }
+
+    /// Ends the session cleanly: the server gets a Terminate message, not a reset socket.
+    pub async fn close(self) {
+        drop(self.client);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.driver).await;
+    }
+}
+
+/// Why a connection attempt failed.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// Our own configuration could not be turned into a connector (exit 2).
+    Setup(Error),
+    Postgres(tokio_postgres::Error),
+}
+
+/// Turns an error from a statement of schemagate's own into the crate error: a lost
+/// connection is `ConnectionLost` (the caller reconnects), anything else `Database`.
+pub fn classify(error: tokio_postgres::Error) -> Error {
+    if is_connection_lost(&error) {
+        Error::ConnectionLost(describe(&error))
+    } else {
+        Error::Database(describe(&error))
+    }
+}
+
+/// Closed socket, I/O error, or the server going away (shutdown, terminate, crash).
+pub fn is_connection_lost(error: &tokio_postgres::Error) -> bool {
+    if let Some(db) = error.as_db_error() {
+        return matches!(db.code().code(), "57P01" | "57P02" | "57P03")
+            || db.code().code().starts_with("08");
+    }
+    error.is_closed() || io_error(error).is_some()
+}
+
+pub fn io_error(error: &tokio_postgres::Error) -> Option<&std::io::Error> {
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        source = e.source();
+    }
+    None
+}
+
+/// The server's message with its SQLSTATE, or the client error's chain, in one line.
+pub fn describe(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = e.source();
+    }
+    text
+}

@@ -1,0 +1,256 @@
+//! schemagate's state in the database: `schemagate_history` (one row per applied revision)
+//! and `schemagate_events` (an append-only log of every up, down, stamp and resolve).
+//!
+//! Statements are built as text with quoted literals, so a transactional migration, its
+//! history row and its event travel in one simple-query round trip. Literals use the
+//! `E'...'` form, which means the same whatever `standard_conforming_strings` says.
+
+use sha2::{Digest, Sha256};
+
+use crate::db::Session;
+use crate::error::{Error, Result};
+use crate::migration::Migration;
+use crate::plan::{AppliedRow, RowStatus};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The qualified, quoted names of the state tables.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub schema: String,
+    pub history: String,
+    pub events: String,
+}
+
+impl Tables {
+    pub fn new(schema: &str) -> Tables {
+        let quoted = quote_ident(schema);
+        Tables {
+            schema: schema.to_string(),
+            history: format!("{quoted}.{}", quote_ident("schemagate_history")),
+            events: format!("{quoted}.{}", quote_ident("schemagate_events")),
+        }
+    }
+
+    /// The advisory lock key: stable, and different for each history table.
+    pub fn lock_key(&self) -> i64 {
+        let digest = Sha256::digest(format!("schemagate:{}", self.history).as_bytes());
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&digest[..8]);
+        i64::from_be_bytes(bytes)
+    }
+}
+
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+pub fn quote_literal(text: &str) -> String {
+    format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// The history rows, or `None` when the table does not exist yet (a fresh database).
+pub async fn read(session: &Session, tables: &Tables) -> Result<Option<Vec<AppliedRow>>> {
+    let sql = format!(
+        "SELECT revision, checksum, status FROM {} ORDER BY applied_at, revision",
+        tables.history
+    );
+    match session.client.simple_query(&sql).await {
+        Ok(messages) => {
+            let mut rows = Vec::new();
+            for message in messages {
+                let tokio_postgres::SimpleQueryMessage::Row(row) = message else {
+                    continue;
+                };
+                let text = |i| row.get(i).unwrap_or_default().to_string();
+                let status = RowStatus::parse(&text(2)).ok_or_else(|| {
+                    Error::Database(format!(
+                        "{} has status `{}` for revision {}: expected applied, running or failed",
+                        tables.history,
+                        text(2),
+                        text(0)
+                    ))
+                })?;
+                rows.push(AppliedRow {
+                    revision: text(0),
+                    checksum: text(1),
+                    status,
+                });
+            }
+            Ok(Some(rows))
+        }
+        // Undefined table or schema: nothing was ever applied here.
+        Err(e)
+            if e.as_db_error()
+                .is_some_and(|db| matches!(db.code().code(), "42P01" | "3F000")) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(crate::db::classify(e)),
+    }
+}
+
+/// Creates the schema and tables if missing, in their own transaction. Called only by the
+/// runner that holds the lock, so `IF NOT EXISTS` never races.
+pub async fn ensure_tables(session: &Session, tables: &Tables) -> Result<()> {
+    let check = format!(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = {schema}), \
+         to_regclass({history}) IS NOT NULL AND to_regclass({events}) IS NOT NULL",
+        schema = quote_literal(&tables.schema),
+        history = quote_literal(&tables.history),
+        events = quote_literal(&tables.events),
+    );
+    let rows = session.rows(&check).await?;
+    let exists = |i: usize| {
+        rows.first()
+            .and_then(|r| r.get(i).cloned().flatten())
+            .is_some_and(|v| v == "t")
+    };
+    if exists(1) {
+        return Ok(());
+    }
+    let mut sql = String::from("BEGIN;\n");
+    if !exists(0) {
+        sql.push_str(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {};\n",
+            quote_ident(&tables.schema)
+        ));
+    }
+    sql.push_str(&format!(
+        "CREATE TABLE IF NOT EXISTS {history} (
+    revision text PRIMARY KEY,
+    description text NOT NULL,
+    checksum text NOT NULL,
+    status text NOT NULL CHECK (status IN ('applied', 'running', 'failed')),
+    method text NOT NULL CHECK (method IN ('applied', 'stamped')),
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    execution_ms bigint NOT NULL DEFAULT 0,
+    applied_by text NOT NULL,
+    runner_version text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {events} (
+    id bigserial PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    action text NOT NULL,
+    revision text NOT NULL,
+    outcome text NOT NULL,
+    detail text,
+    actor text NOT NULL,
+    runner_version text NOT NULL
+);
+COMMIT;",
+        history = tables.history,
+        events = tables.events,
+    ));
+    session.execute(&sql).await.map_err(|e| match e {
+        Error::Database(message) => Error::Database(format!(
+            "cannot create schemagate's tables in schema {}: {message}; grant the user CREATE on it, or choose another with --schema",
+            tables.schema
+        )),
+        other => other,
+    })
+}
+
+/// The host name, for `applied_by` (a pod name in Kubernetes).
+pub fn host_name() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "unknown".into())
+    })
+}
+
+/// `INSERT` of a history row. `execution_ms` is an SQL expression.
+pub fn insert_row(
+    tables: &Tables,
+    migration: &Migration,
+    status: RowStatus,
+    method: &str,
+    execution_ms: &str,
+) -> String {
+    format!(
+        "INSERT INTO {} (revision, description, checksum, status, method, execution_ms, applied_by, runner_version) \
+         VALUES ({}, {}, {}, '{}', '{}', {execution_ms}, {}, '{VERSION}');\n",
+        tables.history,
+        quote_literal(&migration.revision),
+        quote_literal(&migration.description),
+        quote_literal(&migration.checksum),
+        status.as_str(),
+        method,
+        quote_literal(host_name()),
+    )
+}
+
+/// `UPDATE` of a history row's status.
+pub fn set_status(
+    tables: &Tables,
+    revision: &str,
+    status: RowStatus,
+    execution_ms: &str,
+) -> String {
+    format!(
+        "UPDATE {} SET status = '{}', execution_ms = {execution_ms}, applied_at = now() WHERE revision = {};\n",
+        tables.history,
+        status.as_str(),
+        quote_literal(revision),
+    )
+}
+
+pub fn delete_row(tables: &Tables, revision: &str) -> String {
+    format!(
+        "DELETE FROM {} WHERE revision = {};\n",
+        tables.history,
+        quote_literal(revision)
+    )
+}
+
+/// `INSERT` of an event.
+pub fn event(
+    tables: &Tables,
+    action: &str,
+    revision: &str,
+    outcome: &str,
+    detail: Option<&str>,
+) -> String {
+    format!(
+        "INSERT INTO {} (action, revision, outcome, detail, actor, runner_version) VALUES ('{action}', {}, '{outcome}', {}, {}, '{VERSION}');\n",
+        tables.events,
+        quote_literal(revision),
+        detail.map(quote_literal).unwrap_or_else(|| "NULL".into()),
+        quote_literal(host_name()),
+    )
+}
+
+/// Milliseconds since the current simple query arrived: in a one-batch migration, the
+/// time its statements took.
+pub const ELAPSED_MS: &str =
+    "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::bigint";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_and_literals_are_quoted() {
+        assert_eq!(quote_ident("my\"schema"), "\"my\"\"schema\"");
+        assert_eq!(quote_literal("it's a \\ test"), "E'it''s a \\\\ test'");
+        let t = Tables::new("Odd Schema");
+        assert_eq!(t.history, "\"Odd Schema\".\"schemagate_history\"");
+    }
+
+    #[test]
+    fn lock_key_depends_on_the_schema() {
+        assert_eq!(
+            Tables::new("public").lock_key(),
+            Tables::new("public").lock_key()
+        );
+        assert_ne!(
+            Tables::new("public").lock_key(),
+            Tables::new("other").lock_key()
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! schemagate: a PostgreSQL migration runner for containers.
+//!
+//! One run reads and validates the migration files, waits for the database, takes an
+//! advisory lock, applies what is pending and exits with a code an orchestrator can act
+//! on. `main.rs` only parses the command line and maps [`Error`] to an exit code.
+
+pub mod apply;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graph;
+pub mod history;
+pub mod interrupt;
+pub mod lock;
+pub mod migration;
+pub mod output;
+pub mod plan;
+pub mod source;
+pub mod split;
+pub mod tls;
+pub mod wait;
+
+pub use error::{Error, Result};

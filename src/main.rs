@@ -1,0 +1,96 @@
+//! The command line edge: parse, run, map the one error type to one exit code.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use schemagate::commands::{self, Context};
+use schemagate::config::Cli;
+use schemagate::error::{Error, Signal};
+use schemagate::interrupt::Interrupt;
+use schemagate::output;
+
+/// After SIGTERM/SIGINT the process is gone within this, whatever the server does.
+const SIGNAL_GRACE: Duration = Duration::from_millis(1800);
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = std::panic::catch_unwind(|| runtime.block_on(run(cli))).unwrap_or(1);
+    ExitCode::from(code as u8)
+}
+
+async fn run(cli: Cli) -> i32 {
+    let env = |name: &str| std::env::var(name).ok();
+    // Known before logging starts, so no log line can ever show it.
+    let secret = schemagate::config::connection(&cli.global, &env)
+        .ok()
+        .and_then(|c| c.password());
+    if let Err(e) = output::init(cli.global.log_format, &cli.global.log_level, secret.clone()) {
+        eprintln!(
+            "error: {}",
+            output::redact(&e.to_string(), secret.as_deref())
+        );
+        return e.exit_code();
+    }
+    install_panic_hook(secret);
+    let interrupt = match Interrupt::install() {
+        Ok(interrupt) => interrupt,
+        Err(e) => {
+            tracing::error!("cannot install signal handlers: {e}");
+            return 1;
+        }
+    };
+    let watchdog = interrupt.clone();
+    tokio::spawn(async move {
+        let signal = watchdog.wait().await;
+        tokio::time::sleep(SIGNAL_GRACE).await;
+        tracing::error!("still busy {SIGNAL_GRACE:?} after the signal: exiting now");
+        std::process::exit(Error::Interrupted(signal).exit_code());
+    });
+    let ctx = Context {
+        global: &cli.global,
+        interrupt: &interrupt,
+        env: &env,
+    };
+    match commands::run(&cli.command, &ctx).await {
+        Ok(()) => 0,
+        Err(e) => {
+            // A signal that arrived mid-way wins over whatever error it caused.
+            let e = match interrupt.received() {
+                Some(signal) => Error::Interrupted(signal),
+                None => e,
+            };
+            match e {
+                Error::Interrupted(Signal::Interrupt | Signal::Terminate) => {
+                    tracing::warn!("{e}: stopped, rolled back and released the lock")
+                }
+                _ => tracing::error!("{e}"),
+            }
+            e.exit_code()
+        }
+    }
+}
+
+fn install_panic_hook(secret: Option<String>) {
+    std::panic::set_hook(Box::new(move |info| {
+        let text = output::redact(&info.to_string(), secret.as_deref());
+        eprintln!("error: internal error (a bug in schemagate, please report it): {text}");
+    }));
+}

@@ -1,0 +1,619 @@
+//! One migration file: its name, directives, up and down sections and checksum.
+//!
+//! The format is dbmate's (`-- migrate:up` / `-- migrate:down`) plus `-- migrate:revises`
+//! for Alembic-style graphs, so existing dbmate folders run unchanged. Every problem is
+//! reported with its line, and all problems of a file are reported at once.
+
+use std::cmp::Ordering;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::FileProblem;
+use crate::split;
+
+/// The SQL of an up or down section, with where it sits in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    pub sql: String,
+    /// 1-based line of the section's first line in the file.
+    pub first_line: usize,
+    /// `false` for `transaction:false`: run statement by statement, outside a transaction.
+    pub transactional: bool,
+}
+
+impl Section {
+    /// The file line of a 1-based line within this section.
+    pub fn file_line(&self, section_line: usize) -> usize {
+        self.first_line + section_line.saturating_sub(1)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    pub revision: String,
+    pub description: String,
+    /// The path as the user gave it, for messages.
+    pub path: String,
+    /// Parents named by `-- migrate:revises`; `None` means "the file before this one".
+    pub revises: Option<Vec<String>>,
+    /// Line of the `-- migrate:revises` directive, for messages about parents.
+    pub revises_line: Option<usize>,
+    pub up: Section,
+    /// `None`: no down marker, the migration is irreversible.
+    pub down: Option<Section>,
+    /// Hex SHA-256 of the up section and its options.
+    pub checksum: String,
+}
+
+/// Splits `<revision>_<slug>.sql` into revision and description.
+pub fn parse_file_name(name: &str) -> Result<(String, String), String> {
+    let stem = name
+        .strip_suffix(".sql")
+        .ok_or_else(|| "a migration file name must end in .sql".to_string())?;
+    let (revision, slug) = stem.split_once('_').unwrap_or((stem, ""));
+    if revision.is_empty() || !revision.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "file name must be <revision>_<slug>.sql with a revision of letters and digits \
+             (for example 20251215093000_add_users.sql); `{revision}` is not a valid revision"
+        ));
+    }
+    if slug.is_empty() {
+        return Err(format!(
+            "file name must be <revision>_<slug>.sql: add a description after the revision, \
+             for example {revision}_add_users.sql"
+        ));
+    }
+    Ok((revision.to_string(), slug.replace('_', " ")))
+}
+
+/// Whether a revision id has the shape of `[0-9A-Za-z]+`.
+pub fn is_valid_revision(revision: &str) -> bool {
+    !revision.is_empty() && revision.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Revision order: natural order, so runs of digits compare as numbers (`9` before `10`,
+/// `v2` before `v10`) and timestamps compare as expected. Ids that compare equal but
+/// differ (`007` and `7`) are duplicates.
+pub fn compare_revisions(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let (da, ra) = split_run(a, true);
+                let (db, rb) = split_run(b, true);
+                let (da, db) = (trim_zeros(da), trim_zeros(db));
+                let order = da.len().cmp(&db.len()).then_with(|| da.cmp(db));
+                if order.is_ne() {
+                    return order;
+                }
+                (a, b) = (ra, rb);
+            }
+            // A number sorts before letters, as in `1` < `a`.
+            (Some(x), Some(_)) if x.is_ascii_digit() => return Ordering::Less,
+            (Some(_), Some(y)) if y.is_ascii_digit() => return Ordering::Greater,
+            (Some(_), Some(_)) => {
+                let (ta, ra) = split_run(a, false);
+                let (tb, rb) = split_run(b, false);
+                let order = ta.cmp(tb);
+                if order.is_ne() {
+                    return order;
+                }
+                (a, b) = (ra, rb);
+            }
+        }
+    }
+}
+
+fn split_run(text: &[u8], digits: bool) -> (&[u8], &[u8]) {
+    let end = text
+        .iter()
+        .position(|c| c.is_ascii_digit() != digits)
+        .unwrap_or(text.len());
+    text.split_at(end)
+}
+
+fn trim_zeros(digits: &[u8]) -> &[u8] {
+    let start = digits
+        .iter()
+        .position(|&c| c != b'0')
+        .unwrap_or(digits.len());
+    &digits[start..]
+}
+
+enum Part {
+    Header,
+    Up,
+    Down,
+}
+
+/// Parses one migration file. `path` is only used in messages.
+pub fn parse(path: &str, file_name: &str, bytes: &[u8]) -> Result<Migration, Vec<FileProblem>> {
+    let problem = |line: Option<usize>, message: String| FileProblem::new(path, line, message);
+    let (revision, description) =
+        parse_file_name(file_name).map_err(|message| vec![problem(None, message)])?;
+
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            return Err(vec![problem(
+                Some(line),
+                "the file is not valid UTF-8: save it as UTF-8".to_string(),
+            )]);
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = text.replace("\r\n", "\n");
+
+    let mut problems = Vec::new();
+    let mut revises = None;
+    let mut revises_line = None;
+    let mut header = String::new();
+    let mut up: Option<(Section, usize)> = None;
+    let mut down: Option<(Section, usize)> = None;
+    let mut part = Part::Header;
+
+    for (index, line) in text.split('\n').enumerate() {
+        let number = index + 1;
+        let Some(directive) = directive(line) else {
+            let target = match part {
+                Part::Header => &mut header,
+                Part::Up => &mut up.as_mut().expect("in up part").0.sql,
+                Part::Down => &mut down.as_mut().expect("in down part").0.sql,
+            };
+            target.push_str(line);
+            target.push('\n');
+            continue;
+        };
+        let (word, args) = directive
+            .split_once(char::is_whitespace)
+            .map(|(w, a)| (w, a.trim()))
+            .unwrap_or((directive.trim(), ""));
+        match word {
+            "up" | "down" => {
+                let transactional = match parse_options(args) {
+                    Ok(t) => t,
+                    Err(message) => {
+                        problems.push(problem(Some(number), message));
+                        true
+                    }
+                };
+                let section = Section {
+                    sql: String::new(),
+                    first_line: number + 1,
+                    transactional,
+                };
+                let slot = if word == "up" { &mut up } else { &mut down };
+                if let Some((_, first)) = slot {
+                    problems.push(problem(
+                        Some(number),
+                        format!("second `-- migrate:{word}` marker (the first is on line {first}): a file has one up and at most one down section"),
+                    ));
+                } else {
+                    *slot = Some((section, number));
+                }
+                part = if word == "up" { Part::Up } else { Part::Down };
+            }
+            "revises" => {
+                if !matches!(part, Part::Header) {
+                    problems.push(problem(
+                        Some(number),
+                        "`-- migrate:revises` must come before `-- migrate:up`".to_string(),
+                    ));
+                } else if let Some(first) = revises_line {
+                    problems.push(problem(
+                        Some(number),
+                        format!("second `-- migrate:revises` (the first is on line {first}): name every parent in one, separated by commas"),
+                    ));
+                } else {
+                    match parse_revises(args) {
+                        Ok(parents) => revises = Some(parents),
+                        Err(message) => problems.push(problem(Some(number), message)),
+                    }
+                    revises_line = Some(number);
+                }
+            }
+            other => problems.push(problem(
+                Some(number),
+                format!(
+                    "unknown directive `-- migrate:{other}` (known: up, down, revises); \
+                     if this is a plain comment, write it without `migrate:`"
+                ),
+            )),
+        }
+    }
+
+    let up = match up {
+        Some((section, _)) => {
+            if let Ok(statements) = split::split(&header)
+                && let Some(first) = statements.first()
+            {
+                problems.push(problem(
+                    Some(first.line),
+                    "SQL above `-- migrate:up` would never run: move it below the marker"
+                        .to_string(),
+                ));
+            }
+            section
+        }
+        None => {
+            if let Some((_, line)) = &down {
+                problems.push(problem(
+                    Some(*line),
+                    "a `-- migrate:down` section without `-- migrate:up`: add the up marker above the up SQL".to_string(),
+                ));
+            }
+            Section {
+                sql: header,
+                first_line: 1,
+                transactional: true,
+            }
+        }
+    };
+    let down = down.map(|(section, _)| section);
+
+    check_section(path, "up", &up, true, &mut problems);
+    if let Some(down) = &down {
+        check_section(path, "down", down, false, &mut problems);
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+
+    let checksum = checksum(&up);
+    Ok(Migration {
+        revision,
+        description,
+        path: path.to_string(),
+        revises,
+        revises_line,
+        up,
+        down,
+        checksum,
+    })
+}
+
+/// `-- migrate:WORD ...` at the start of a line (dbmate also accepts no space after `--`).
+fn directive(line: &str) -> Option<&str> {
+    line.strip_prefix("--")?
+        .trim_start()
+        .strip_prefix("migrate:")
+}
+
+/// Options of an up/down marker; returns whether the section is transactional.
+fn parse_options(args: &str) -> Result<bool, String> {
+    let mut transactional = true;
+    for option in args.split_whitespace() {
+        match option {
+            "transaction:false" => transactional = false,
+            "transaction:true" => transactional = true,
+            other => {
+                return Err(format!(
+                    "unknown option `{other}` (known: transaction:false, transaction:true)"
+                ));
+            }
+        }
+    }
+    Ok(transactional)
+}
+
+fn parse_revises(args: &str) -> Result<Vec<String>, String> {
+    let parents: Vec<String> = args
+        .split([',', ' ', '\t'])
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    if parents.is_empty() {
+        return Err(
+            "`-- migrate:revises` names no revision: write `-- migrate:revises <revision>[, <revision>...]`, or remove it to revise the previous file".to_string(),
+        );
+    }
+    if let Some(bad) = parents.iter().find(|p| !is_valid_revision(p)) {
+        return Err(format!(
+            "`{bad}` is not a revision id (letters and digits only)"
+        ));
+    }
+    Ok(parents)
+}
+
+const TRANSACTION_CONTROL: [&str; 5] = ["BEGIN", "COMMIT", "ROLLBACK", "END", "ABORT"];
+
+fn check_section(
+    path: &str,
+    name: &str,
+    section: &Section,
+    must_have_sql: bool,
+    problems: &mut Vec<FileProblem>,
+) {
+    let statements = match split::split(&section.sql) {
+        Ok(statements) => statements,
+        Err(e) => {
+            problems.push(FileProblem::new(
+                path,
+                Some(section.file_line(e.line)),
+                format!(
+                    "{}: close it, or the rest of the file becomes part of it",
+                    e.message
+                ),
+            ));
+            return;
+        }
+    };
+    if must_have_sql && statements.is_empty() {
+        problems.push(FileProblem::new(
+            path,
+            Some(section.first_line.saturating_sub(1).max(1)),
+            format!("empty {name} section: write the migration's SQL below `-- migrate:{name}`"),
+        ));
+    }
+    if !section.transactional {
+        return;
+    }
+    for statement in &statements {
+        let Some(keyword) = statement.first_keyword() else {
+            continue;
+        };
+        let is_control = TRANSACTION_CONTROL.contains(&keyword.as_str())
+            || (keyword == "START" && second_word_is(statement.sql, "TRANSACTION"));
+        // ROLLBACK TO SAVEPOINT stays inside the transaction, so it is fine.
+        if is_control && !(keyword == "ROLLBACK" && second_word_is(statement.sql, "TO")) {
+            problems.push(FileProblem::new(
+                path,
+                Some(section.file_line(statement.line)),
+                format!(
+                    "top-level {keyword} in a transactional migration: schemagate runs each migration \
+                     in its own transaction, and this would end it early and separate the history row \
+                     from the change. Remove it, or mark the section `-- migrate:{name} transaction:false`"
+                ),
+            ));
+        }
+    }
+}
+
+fn second_word_is(sql: &str, word: &str) -> bool {
+    sql.split_whitespace()
+        .nth(1)
+        .is_some_and(|w| w.trim_end_matches(';').eq_ignore_ascii_case(word))
+}
+
+fn checksum(up: &Section) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(up.sql.as_bytes());
+    if !up.transactional {
+        hasher.update(b"\0transaction:false");
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(text: &str) -> Migration {
+        parse("m/1_test.sql", "1_test.sql", text.as_bytes())
+            .unwrap_or_else(|problems| panic!("unexpected problems: {problems:?}"))
+    }
+
+    fn parse_err(text: &str) -> Vec<FileProblem> {
+        match parse("m/1_test.sql", "1_test.sql", text.as_bytes()) {
+            Ok(m) => panic!("expected problems, parsed {m:?}"),
+            Err(problems) => problems,
+        }
+    }
+
+    #[test]
+    fn file_names() {
+        assert_eq!(
+            parse_file_name("20251215093000_add_users.sql"),
+            Ok(("20251215093000".into(), "add users".into()))
+        );
+        assert_eq!(
+            parse_file_name("0001_init.sql"),
+            Ok(("0001".into(), "init".into()))
+        );
+        assert!(
+            parse_file_name("add_users.sql").is_ok(),
+            "letters are a revision"
+        );
+        assert!(parse_file_name("2025-12-15_add.sql").is_err());
+        assert!(parse_file_name("_add.sql").is_err());
+        assert!(parse_file_name("123.sql").is_err());
+        assert!(parse_file_name("123_add.txt").is_err());
+    }
+
+    #[test]
+    fn revisions_compare_numerically_when_both_are_numbers() {
+        assert_eq!(compare_revisions("9", "10"), Ordering::Less);
+        assert_eq!(compare_revisions("007", "7"), Ordering::Equal);
+        assert_eq!(
+            compare_revisions("20251215093000", "20251215093001"),
+            Ordering::Less
+        );
+        assert_eq!(compare_revisions("a1", "a2"), Ordering::Less);
+        assert_eq!(compare_revisions("v2", "v10"), Ordering::Less);
+        assert_eq!(compare_revisions("b", "a"), Ordering::Greater);
+        assert_eq!(compare_revisions("9", "a"), Ordering::Less);
+    }
+
+    #[test]
+    fn revision_order_is_a_total_order() {
+        // Mixed ids once made a plain numeric/text comparison cyclic (9 < 10 < 1a < 9).
+        let mut ids = vec![
+            "10", "9", "1a", "9a", "a", "007", "20250101", "v10", "v2", "b2c", "b10",
+        ];
+        ids.sort_by(|a, b| compare_revisions(a, b));
+        for (i, a) in ids.iter().enumerate() {
+            for b in &ids[i + 1..] {
+                assert_ne!(compare_revisions(a, b), Ordering::Greater, "{a} vs {b}");
+                assert_eq!(compare_revisions(a, b), compare_revisions(b, a).reverse());
+            }
+        }
+    }
+
+    #[test]
+    fn dbmate_file_with_up_and_down() {
+        let m =
+            parse_ok("-- migrate:up\nCREATE TABLE t (id int);\n\n-- migrate:down\nDROP TABLE t;\n");
+        assert_eq!(m.revision, "1");
+        assert_eq!(m.description, "test");
+        assert_eq!(m.up.sql, "CREATE TABLE t (id int);\n\n");
+        assert_eq!(m.up.first_line, 2);
+        assert!(m.up.transactional);
+        let down = m.down.expect("down section");
+        assert_eq!(down.sql, "DROP TABLE t;\n\n");
+        assert_eq!(down.first_line, 5);
+        assert_eq!(m.revises, None);
+    }
+
+    #[test]
+    fn file_without_markers_is_an_irreversible_up() {
+        let m = parse_ok("-- a comment\nCREATE TABLE t (id int);\n");
+        assert_eq!(m.up.first_line, 1);
+        assert!(m.up.sql.contains("CREATE TABLE"));
+        assert!(m.down.is_none());
+    }
+
+    #[test]
+    fn revises_and_options() {
+        let m = parse_ok(
+            "-- migrate:revises 20250101, abc\n-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY i ON t (a);\n-- migrate:down transaction:false\nDROP INDEX CONCURRENTLY i;\n",
+        );
+        assert_eq!(m.revises, Some(vec!["20250101".into(), "abc".into()]));
+        assert_eq!(m.revises_line, Some(1));
+        assert!(!m.up.transactional);
+        assert!(!m.down.expect("down").transactional);
+    }
+
+    #[test]
+    fn each_section_has_its_own_options() {
+        let m = parse_ok(
+            "-- migrate:up\nCREATE TABLE t (a int);\n-- migrate:down transaction:false\nDROP TABLE t;\n",
+        );
+        assert!(m.up.transactional);
+        assert!(!m.down.expect("down").transactional);
+    }
+
+    #[test]
+    fn checksum_ignores_down_and_header_comments_and_line_endings() {
+        let base =
+            parse_ok("-- migrate:up\nCREATE TABLE t (a int);\n-- migrate:down\nDROP TABLE t;\n");
+        let other_down = parse_ok(
+            "-- header comment\n-- migrate:up\nCREATE TABLE t (a int);\n-- migrate:down\nDROP TABLE t CASCADE;\n",
+        );
+        let crlf = parse_ok(
+            "\u{feff}-- migrate:up\r\nCREATE TABLE t (a int);\r\n-- migrate:down\r\nDROP TABLE t;\r\n",
+        );
+        assert_eq!(base.checksum, other_down.checksum);
+        assert_eq!(base.checksum, crlf.checksum);
+        assert_eq!(base.checksum.len(), 64);
+
+        let changed = parse_ok("-- migrate:up\nCREATE TABLE t (a bigint);\n");
+        assert_ne!(base.checksum, changed.checksum);
+        let option = parse_ok(
+            "-- migrate:up transaction:false\nCREATE TABLE t (a int);\n-- migrate:down\nDROP TABLE t;\n",
+        );
+        assert_ne!(
+            base.checksum, option.checksum,
+            "options are part of the checksum"
+        );
+    }
+
+    #[test]
+    fn unknown_directive_and_option_are_errors_with_lines() {
+        let problems = parse_err("-- migrate:up\nSELECT 1;\n-- migrate:dwon\nSELECT 2;\n");
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].line, Some(3));
+        assert!(
+            problems[0]
+                .message
+                .contains("unknown directive `-- migrate:dwon`")
+        );
+
+        let problems = parse_err("-- migrate:up transaction:nope\nSELECT 1;\n");
+        assert_eq!(problems[0].line, Some(1));
+        assert!(
+            problems[0]
+                .message
+                .contains("unknown option `transaction:nope`")
+        );
+    }
+
+    #[test]
+    fn empty_up_section_is_an_error() {
+        let problems =
+            parse_err("-- migrate:up\n-- nothing here\n\n-- migrate:down\nDROP TABLE t;\n");
+        assert!(
+            problems[0].message.contains("empty up section"),
+            "{problems:?}"
+        );
+        assert_eq!(problems[0].line, Some(1));
+        parse_err("");
+    }
+
+    #[test]
+    fn comment_only_down_is_a_valid_noop() {
+        let m = parse_ok("-- migrate:up\nSELECT 1;\n-- migrate:down\n-- nothing to undo\n");
+        assert!(m.down.is_some());
+    }
+
+    #[test]
+    fn unterminated_quote_is_reported_where_it_opens() {
+        let problems = parse_err("-- migrate:up\nSELECT 1;\nSELECT 'oops;\nSELECT 2;\n");
+        assert_eq!(problems[0].line, Some(3), "{problems:?}");
+    }
+
+    #[test]
+    fn top_level_transaction_control_in_transactional_migration() {
+        let problems = parse_err("-- migrate:up\nBEGIN;\nCREATE TABLE t (a int);\nCOMMIT;\n");
+        assert_eq!(problems.len(), 2);
+        assert_eq!(problems[0].line, Some(2));
+        assert!(problems[0].message.contains("transaction:false"));
+        assert_eq!(problems[1].line, Some(4));
+
+        // Fine: inside function bodies, savepoint rollbacks, and transaction:false sections.
+        parse_ok(
+            "-- migrate:up\nDO $$ BEGIN PERFORM 1; END $$;\nSAVEPOINT a;\nROLLBACK TO a;\nRELEASE a;\n",
+        );
+        parse_ok("-- migrate:up transaction:false\nBEGIN;\nSELECT 1;\nCOMMIT;\n");
+    }
+
+    #[test]
+    fn sql_above_the_up_marker_is_an_error() {
+        let problems = parse_err("CREATE TABLE lost (a int);\n-- migrate:up\nSELECT 1;\n");
+        assert_eq!(problems[0].line, Some(1));
+    }
+
+    #[test]
+    fn revises_placement_and_duplicates() {
+        let problems = parse_err("-- migrate:up\n-- migrate:revises 1\nSELECT 1;\n");
+        assert!(problems[0].message.contains("before `-- migrate:up`"));
+        let problems = parse_err("-- migrate:revises\n-- migrate:up\nSELECT 1;\n");
+        assert!(problems[0].message.contains("names no revision"));
+        let problems = parse_err("-- migrate:revises a-b\n-- migrate:up\nSELECT 1;\n");
+        assert!(problems[0].message.contains("`a-b` is not a revision id"));
+    }
+
+    #[test]
+    fn duplicate_markers() {
+        let problems = parse_err("-- migrate:up\nSELECT 1;\n-- migrate:up\nSELECT 2;\n");
+        assert_eq!(problems[0].line, Some(3));
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_line() {
+        let problems = parse("m/1_a.sql", "1_a.sql", b"-- migrate:up\nSELECT '\xff';\n")
+            .expect_err("invalid utf-8");
+        assert_eq!(problems[0].line, Some(2));
+    }
+}

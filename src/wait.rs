@@ -1,0 +1,165 @@
+//! Waiting for the database: retry what time can fix, fail fast on what it cannot.
+//!
+//! In a compose stack or a pod the database is often still starting when we are, so
+//! refused connections, DNS names that do not resolve yet, `57P03` (starting up) and
+//! `53300` (too many connections) are retried with exponential backoff and jitter until
+//! the budget is spent (exit 4). A wrong password, a missing role or database, or a TLS
+//! failure will not fix themselves: they fail at once (exit 5).
+
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+use crate::config::Connection;
+use crate::db::{self, ConnectError, Session};
+use crate::error::{Error, Result};
+use crate::interrupt::Interrupt;
+
+/// The time a run may spend waiting for connections, shared by the first connection and
+/// any reconnection after the server went away mid-run.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub remaining: Duration,
+}
+
+impl Budget {
+    pub fn new(total: Duration) -> Budget {
+        Budget { remaining: total }
+    }
+}
+
+/// One attempt is never allowed to hang longer than this, so the loop keeps its rhythm.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects, retrying transient failures until the budget runs out.
+pub async fn connect(
+    connection: &Connection,
+    budget: &mut Budget,
+    interrupt: &Interrupt,
+) -> Result<Session> {
+    let started = Instant::now();
+    let deadline = started + budget.remaining;
+    // backon's jitter adds up to one more delay: sleeps of 50-100 ms at first, 1-2 s at most.
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(1))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build();
+    let target = connection.describe();
+    let mut attempts = 0u32;
+    loop {
+        interrupt.check()?;
+        attempts += 1;
+        let attempt_timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(100), ATTEMPT_TIMEOUT);
+        let outcome =
+            tokio::time::timeout(attempt_timeout, Session::open(connection, interrupt)).await;
+        let failure = match outcome {
+            Ok(Ok(session)) => {
+                let waited = started.elapsed();
+                budget.remaining = budget.remaining.saturating_sub(waited);
+                if attempts > 1 {
+                    tracing::info!(
+                        attempts,
+                        waited_ms = waited.as_millis() as u64,
+                        "database {target} is ready"
+                    );
+                }
+                return Ok(session);
+            }
+            Ok(Err(ConnectError::Setup(e))) => return Err(e),
+            Ok(Err(ConnectError::Postgres(e))) => match classify(&e) {
+                Attempt::Retry(reason) => reason,
+                Attempt::GiveUp(error) => return Err(error),
+            },
+            Err(_) => format!(
+                "no answer within {}",
+                humantime::format_duration(attempt_timeout)
+            ),
+        };
+        tracing::debug!(attempt = attempts, "database {target} not ready: {failure}");
+        if attempts == 1 {
+            tracing::info!(
+                "waiting for database {target} (up to {}): {failure}",
+                humantime::format_duration(budget.remaining)
+            );
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let waited = started.elapsed();
+            budget.remaining = Duration::ZERO;
+            return Err(Error::Unreachable {
+                waited: Duration::from_millis(waited.as_millis() as u64),
+                last: format!("{target}: {failure}"),
+            });
+        }
+        let delay = delays.next().unwrap_or(Duration::from_secs(1));
+        let sleep = delay.min(deadline - now);
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+        }
+    }
+}
+
+enum Attempt {
+    Retry(String),
+    GiveUp(Error),
+}
+
+fn classify(error: &tokio_postgres::Error) -> Attempt {
+    if let Some(db) = error.as_db_error() {
+        let code = db.code().code();
+        let message = format!("{} (SQLSTATE {code})", db.message());
+        return match code {
+            "57P03" | "53300" | "57P01" | "57P02" => Attempt::Retry(message),
+            "28P01" => Attempt::GiveUp(Error::Refused(format!(
+                "{message}: check the password in the database URL or PGPASSWORD"
+            ))),
+            "3D000" => Attempt::GiveUp(Error::Refused(format!(
+                "{message}: create the database first, or fix its name in the database URL"
+            ))),
+            "28000" => Attempt::GiveUp(Error::Refused(format!(
+                "{message}: check the user name, and that pg_hba.conf lets it in"
+            ))),
+            _ => Attempt::GiveUp(Error::Refused(message)),
+        };
+    }
+    let text = db::describe(error);
+    if is_tls_failure(error) {
+        return Attempt::GiveUp(Error::Refused(format!(
+            "TLS failed: {text}; check sslmode and sslrootcert"
+        )));
+    }
+    if text.contains("password missing") {
+        return Attempt::GiveUp(Error::Refused(
+            "the server asks for a password and none is configured: put it in the database URL or PGPASSWORD".into(),
+        ));
+    }
+    if db::is_connection_lost(error) {
+        Attempt::Retry(text)
+    } else {
+        Attempt::GiveUp(Error::Refused(text))
+    }
+}
+
+fn is_tls_failure(error: &tokio_postgres::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    error.to_string().contains("TLS")
+}

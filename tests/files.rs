@@ -1,0 +1,237 @@
+//! Bad migration files fail with exit 3, naming file and line, before any connection:
+//! the database URL points at a port nobody listens on with a long wait timeout, so a run
+//! that tried to connect would wait instead of failing at once.
+
+mod support;
+
+use std::time::Duration;
+
+use support::run::{Folder, Run};
+
+const NOBODY_LISTENS: &str = "postgres://postgres@127.0.0.1:1/none";
+
+fn up(folder: &Folder) -> support::run::Outcome {
+    let outcome = Run::on(NOBODY_LISTENS, folder, &["up", "--wait-timeout", "60s"]).run();
+    assert!(
+        outcome.elapsed < Duration::from_secs(5),
+        "invalid files must fail before waiting for the database: took {:?}",
+        outcome.elapsed
+    );
+    outcome
+}
+
+const GOOD: (&str, &str) = ("1_first.sql", "-- migrate:up\nCREATE TABLE a (id int);\n");
+
+#[test]
+fn each_validation_error_names_file_and_line() {
+    let cases: &[(&str, &str, usize, &str)] = &[
+        (
+            "2_typo.sql",
+            "-- migrate:up\nSELECT 1;\n-- migrate:dwon\nSELECT 2;\n",
+            3,
+            "unknown directive `-- migrate:dwon`",
+        ),
+        (
+            "2_commit.sql",
+            "-- migrate:up\nCREATE TABLE b (id int);\nCOMMIT;\n",
+            3,
+            "top-level COMMIT",
+        ),
+        (
+            "2_begin.sql",
+            "-- migrate:up\nBEGIN;\nCREATE TABLE b (id int);\n",
+            2,
+            "transaction:false",
+        ),
+        (
+            "2_dollar.sql",
+            "-- migrate:up\nSELECT 1;\nCREATE FUNCTION f() RETURNS int AS $fn$\nSELECT 1;\n$f$ LANGUAGE sql;\n",
+            3,
+            "unterminated",
+        ),
+        (
+            "2_comment.sql",
+            "-- migrate:up\nSELECT 1; /* outer /* inner */\nSELECT 2;\n",
+            2,
+            "unterminated",
+        ),
+        (
+            "2_quote.sql",
+            "-- migrate:up\nSELECT 'it''s;\n",
+            2,
+            "unterminated",
+        ),
+        (
+            "2_ident.sql",
+            "-- migrate:up\nSELECT 1 AS \"oops;\n",
+            2,
+            "unterminated",
+        ),
+        (
+            "2_empty.sql",
+            "-- migrate:up\n-- nothing yet\n\n-- migrate:down\nDROP TABLE b;\n",
+            1,
+            "empty up section",
+        ),
+        (
+            "2_parent.sql",
+            "-- migrate:revises 99\n-- migrate:up\nSELECT 1;\n",
+            1,
+            "revises 99, but no migration file has that revision",
+        ),
+        (
+            "2_option.sql",
+            "-- migrate:up transaction:maybe\nSELECT 1;\n",
+            1,
+            "unknown option `transaction:maybe`",
+        ),
+    ];
+    for (name, content, line, message) in cases {
+        let folder = Folder::with(&[GOOD, (name, content)]);
+        let outcome = up(&folder);
+        outcome
+            .expect(3)
+            .stderr_has(&format!("{}:{line}: ", folder.shown(name)))
+            .stderr_has(message);
+    }
+}
+
+#[test]
+fn problems_without_a_line_name_the_file() {
+    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+        (
+            &[GOOD, ("01_again.sql", "SELECT 2;\n")],
+            "01_again.sql",
+            "duplicate revision",
+        ),
+        (
+            &[GOOD, ("2-bad-name.sql", "SELECT 2;\n")],
+            "2-bad-name.sql",
+            "<revision>_<slug>.sql",
+        ),
+        (
+            &[GOOD, ("2.sql", "SELECT 2;\n")],
+            "2.sql",
+            "add a description",
+        ),
+    ];
+    for (files, name, message) in cases {
+        let folder = Folder::with(files);
+        up(&folder)
+            .expect(3)
+            .stderr_has(&folder.shown(name))
+            .stderr_has(message);
+    }
+}
+
+#[test]
+fn a_cycle_is_reported_on_every_file_in_it() {
+    let folder = Folder::with(&[
+        (
+            "1_a.sql",
+            "-- migrate:revises 2\n-- migrate:up\nSELECT 1;\n",
+        ),
+        (
+            "2_b.sql",
+            "-- migrate:revises 1\n-- migrate:up\nSELECT 2;\n",
+        ),
+    ]);
+    up(&folder)
+        .expect(3)
+        .stderr_has(&format!("{}:1: ", folder.shown("1_a.sql")))
+        .stderr_has(&format!("{}:1: ", folder.shown("2_b.sql")))
+        .stderr_has("cycle");
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let folder = Folder::with(&[
+        GOOD,
+        ("2_x.sql", "-- migrate:nope\n-- migrate:up\nSELECT 1;\n"),
+        ("3_y.sql", "-- migrate:up\nCOMMIT;\n"),
+    ]);
+    up(&folder)
+        .expect(3)
+        .stderr_has("2 invalid migration files")
+        .stderr_has("2_x.sql:1:")
+        .stderr_has("3_y.sql:2:");
+}
+
+#[test]
+fn a_missing_folder_is_a_configuration_error() {
+    let mut run = Run::new(&["up", "--migrations", "/nonexistent/migrations"]);
+    run.env("DATABASE_URL", NOBODY_LISTENS);
+    run.run()
+        .expect(2)
+        .stderr_has("/nonexistent/migrations")
+        .stderr_has("--migrations");
+}
+
+#[test]
+fn validate_reports_heads_and_strict_rejects_several() {
+    let folder = Folder::with(&[
+        GOOD,
+        (
+            "2_left.sql",
+            "-- migrate:revises 1\n-- migrate:up\nSELECT 2;\n",
+        ),
+        (
+            "3_right.sql",
+            "-- migrate:revises 1\n-- migrate:up\nSELECT 3;\n",
+        ),
+    ]);
+    let mut run = Run::new(&["validate"]);
+    run.env(
+        "SCHEMAGATE_MIGRATIONS",
+        folder.path().to_str().expect("utf-8"),
+    );
+    run.run()
+        .expect(0)
+        .stdout_has("3 migrations, 2 heads (2, 3)");
+    run.arg("--strict");
+    run.run().expect(3).stderr_has("merge migration");
+
+    folder.write(
+        "4_merge.sql",
+        "-- migrate:revises 2, 3\n-- migrate:up\nSELECT 4;\n",
+    );
+    let mut run = Run::new(&["validate", "--strict"]);
+    run.env(
+        "SCHEMAGATE_MIGRATIONS",
+        folder.path().to_str().expect("utf-8"),
+    );
+    run.run().expect(0).stdout_has("1 head (4)");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    Run::new(&["up", "--wait-timeout", "soon"])
+        .run()
+        .expect(2)
+        .stderr_has("not a duration");
+    Run::new(&["frobnicate"]).run().expect(2);
+    let folder = Folder::with(&[GOOD]);
+    let mut run = Run::new(&["up"]);
+    run.env(
+        "SCHEMAGATE_MIGRATIONS",
+        folder.path().to_str().expect("utf-8"),
+    );
+    run.run().expect(2).stderr_has("no database configured");
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    Run::new(&["--help"])
+        .run()
+        .expect(0)
+        .stdout_has("Exit codes");
+    Run::new(&["up", "--help"])
+        .run()
+        .expect(0)
+        .stdout_has("DATABASE_URL")
+        .stdout_has("Example");
+    Run::new(&["--version"])
+        .run()
+        .expect(0)
+        .stdout_has("schemagate");
+}
