@@ -188,11 +188,11 @@ impl UpRun<'_> {
             interrupt,
         )
         .await?;
-        let result = self.locked(session, applied).await;
-        if !matches!(result, Err(Error::ConnectionLost(_))) {
-            lock::release(session, self.key).await?;
-        }
-        result
+        let standing = self.locked(session, applied).await?;
+        // On an error the connection is closed right after, which frees the lock; an
+        // unlock there could only fail inside an aborted transaction and hide the cause.
+        lock::release(session, self.key).await?;
+        Ok(standing)
     }
 
     async fn locked(&self, session: &Session, applied: &mut usize) -> Result<String> {

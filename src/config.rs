@@ -130,16 +130,15 @@ pub struct UpArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[group(required = true, multiple = false)]
+#[command(group(clap::ArgGroup::new("outcome").required(true).args(["applied", "rolled_back"])))]
 pub struct ResolveArgs {
     /// The dirty revision.
-    #[arg(required = true)]
     pub revision: String,
     /// Its changes are complete: mark it applied.
-    #[arg(long, group = "outcome")]
+    #[arg(long)]
     pub applied: bool,
     /// Its changes are not there: forget it, so `up` runs it again.
-    #[arg(long, group = "outcome")]
+    #[arg(long)]
     pub rolled_back: bool,
 }
 

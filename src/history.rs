@@ -142,7 +142,11 @@ COMMIT;",
         history = tables.history,
         events = tables.events,
     ));
-    session.execute(&sql).await.map_err(|e| match e {
+    let created = session.execute(&sql).await;
+    if let Err(Error::Database(_)) = &created {
+        session.execute("ROLLBACK").await?;
+    }
+    created.map_err(|e| match e {
         Error::Database(message) => Error::Database(format!(
             "cannot create schemagate's tables in schema {}: {message}; grant the user CREATE on it, or choose another with --schema",
             tables.schema

@@ -98,7 +98,8 @@ fn each_validation_error_names_file_and_line() {
 
 #[test]
 fn problems_without_a_line_name_the_file() {
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    type Files<'a> = &'a [(&'a str, &'a str)];
+    let cases: &[(Files, &str, &str)] = &[
         (
             &[GOOD, ("01_again.sql", "SELECT 2;\n")],
             "01_again.sql",

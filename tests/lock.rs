@@ -1,0 +1,196 @@
+//! The advisory lock: concurrent runners are safe, idle runners never queue.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::Cluster;
+use support::run::{Folder, Run, finish};
+
+/// Holds advisory lock `key` in `db` from a psql session until dropped.
+struct Holder {
+    psql: Child,
+    cluster: &'static Cluster,
+    db: String,
+}
+
+impl Holder {
+    fn take(cluster: &'static Cluster, db: &str, key: i64) -> Holder {
+        let child = Command::new(support::pg_bin("psql"))
+            .args(["-X", "-q", "-d", &cluster.url(db), "-v", "ON_ERROR_STOP=1"])
+            .args([
+                "-c",
+                &format!("SELECT pg_advisory_lock({key})"),
+                "-c",
+                "SELECT pg_sleep(60)",
+            ])
+            .env("PGAPPNAME", "lock-holder-test")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("psql starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let held = format!(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = {key} AND granted"
+        );
+        while cluster.psql(db, &held) != "1" {
+            assert!(Instant::now() < deadline, "the holder never got the lock");
+            thread::sleep(Duration::from_millis(20));
+        }
+        Holder {
+            psql: child,
+            cluster,
+            db: db.to_string(),
+        }
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        // Killing psql is not enough: its backend sits in pg_sleep until the sleep ends.
+        self.cluster.psql(
+            &self.db,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'lock-holder-test' AND datname = current_database()",
+        );
+        let _ = self.psql.kill();
+        let _ = self.psql.wait();
+    }
+}
+
+fn migrations(count: usize) -> Folder {
+    let folder = Folder::new();
+    for i in 1..=count {
+        folder.write(
+            &format!("{i}_t{i}.sql"),
+            &format!("CREATE TABLE t{i} (id int);\nINSERT INTO t{i} VALUES ({i});\n"),
+        );
+    }
+    folder
+}
+
+#[test]
+fn with_nothing_to_do_a_held_lock_does_not_block() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_database("idle");
+    let folder = migrations(3);
+    let url = cluster.url(&db);
+    Run::on(&url, &folder, &["up", "--lock-key", "4243"])
+        .run()
+        .expect(0);
+    let _holder = Holder::take(cluster, &db, 4243);
+    let outcome = Run::on(
+        &url,
+        &folder,
+        &["up", "--lock-key", "4243", "--lock-timeout", "30s"],
+    )
+    .run();
+    outcome.expect(0).stderr_has("nothing to apply");
+    assert!(
+        outcome.elapsed < Duration::from_secs(3),
+        "{:?}",
+        outcome.elapsed
+    );
+}
+
+#[test]
+fn a_held_lock_times_out_with_exit_6_naming_the_holder() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_database("held");
+    let folder = migrations(1);
+    let _holder = Holder::take(cluster, &db, 4244);
+    let outcome = Run::on(
+        &cluster.url(&db),
+        &folder,
+        &["up", "--lock-key", "4244", "--lock-timeout", "6s"],
+    )
+    .run();
+    outcome
+        .expect(6)
+        .stderr_has("waiting for the advisory lock")
+        .stderr_has("application_name lock-holder-test")
+        .stderr_has("still waiting for the advisory lock")
+        .stderr_has("not acquired within 6s");
+    assert!(
+        outcome.elapsed >= Duration::from_secs(6) && outcome.elapsed < Duration::from_secs(9),
+        "{:?}",
+        outcome.elapsed
+    );
+    assert_eq!(
+        cluster.psql(&db, "SELECT to_regclass('schemagate_history') IS NULL"),
+        "t",
+        "nothing was touched"
+    );
+}
+
+#[test]
+fn a_runner_waits_for_the_lock_and_then_finds_the_work_done() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_database("queue");
+    let folder = migrations(2);
+    let holder = Holder::take(cluster, &db, 4245);
+    let started = Instant::now();
+    let child = Run::on(&cluster.url(&db), &folder, &["up", "--lock-key", "4245"]).spawn();
+    thread::sleep(Duration::from_millis(500));
+    drop(holder);
+    let outcome = finish(child, started);
+    outcome.expect(0).stderr_has("advisory lock acquired");
+    assert!(
+        outcome.elapsed < Duration::from_secs(5),
+        "{:?}",
+        outcome.elapsed
+    );
+}
+
+#[test]
+fn eight_runners_at_once_apply_every_migration_exactly_once() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_database("race");
+    let folder = migrations(20);
+    let url = cluster.url(&db);
+    let started = Instant::now();
+    let children: Vec<Child> = (0..8)
+        .map(|_| Run::on(&url, &folder, &["up"]).spawn())
+        .collect();
+    let outcomes: Vec<_> = children.into_iter().map(|c| finish(c, started)).collect();
+    let mut applied = 0;
+    for outcome in &outcomes {
+        outcome.expect(0);
+        if outcome.stderr.contains("applied 20 migrations") {
+            applied += 1;
+        }
+    }
+    assert_eq!(applied, 1, "exactly one runner applies everything");
+    assert_eq!(
+        cluster.psql(
+            &db,
+            "SELECT count(*), count(DISTINCT revision) FROM schemagate_history"
+        ),
+        "20|20"
+    );
+    assert_eq!(
+        cluster.psql(
+            &db,
+            "SELECT count(*) FROM schemagate_events WHERE action = 'up' AND outcome = 'ok'"
+        ),
+        "20"
+    );
+    let rows: Vec<String> = (1..=20)
+        .map(|i| format!("(SELECT count(*) FROM t{i})"))
+        .collect();
+    assert_eq!(
+        cluster.psql(&db, &format!("SELECT {}", rows.join(" + "))),
+        "20"
+    );
+    assert_eq!(
+        cluster.psql(
+            &db,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ),
+        "0",
+        "every runner released the lock"
+    );
+}
