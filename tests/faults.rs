@@ -205,39 +205,38 @@ fn three_migrations(second: &str) -> Folder {
     ])
 }
 
-/// A signal while migration 2 sleeps: it is cancelled and rolled back, the lock freed,
-/// and a re-run applies 2 and 3.
+/// A signal while migration 2 sleeps: it is cancelled and rolled back, the lock freed at
+/// once, and a second runner that was queued behind it proceeds and applies 2 and 3.
 fn signal_during_long_statement(signal: &str, code: i32, name: &str) {
     let cluster = Cluster::shared();
     let db = cluster.create_database(&format!("sig_{}", signal.to_lowercase()));
     cluster.psql(&db, "CREATE TABLE go_slow ()");
     let folder = three_migrations(SLOW);
 
-    let run = Watched::spawn(&mut Run::on(&cluster.url(&db), &folder, &["up"]));
+    let first = Watched::spawn(&mut Run::on(&cluster.url(&db), &folder, &["up"]));
     assert!(
         wait_until(REACH, || backend_waiting(cluster, &db, "PgSleep")),
         "migration 2 never started sleeping"
     );
-    let signalled = run.signal(signal);
-    let outcome = finish_signalled(run, signalled, code);
-    outcome.stderr_has(&format!("interrupted by {name}"));
-
-    assert_nothing_left(cluster, &db);
-    assert_eq!(
-        history(cluster, &db),
-        "1:applied",
-        "only migration 1 is recorded"
-    );
+    let second = Watched::spawn(&mut Run::on(&cluster.url(&db), &folder, &["up"]));
     assert!(
-        !tables_exist(cluster, &db, &["b"]),
-        "migration 2 was rolled back"
+        wait_until(REACH, || backend_waiting(cluster, &db, "advisory")),
+        "the second runner never queued for the lock"
+    );
+    // The first runner already chose to sleep; the second will not.
+    cluster.psql(&db, "DROP TABLE go_slow");
+
+    let signalled = first.signal(signal);
+    let outcome = finish_signalled(first, signalled, code);
+    outcome.stderr_has(&format!("interrupted by {name}"));
+    assert!(
+        !outcome.stderr.contains("applied 2"),
+        "the interrupted runner claims work: {}",
+        outcome.stderr
     );
 
-    cluster.psql(&db, "DROP TABLE go_slow");
-    Run::on(&cluster.url(&db), &folder, &["up"])
-        .run()
-        .expect(0)
-        .stderr_has("applied 2 migrations");
+    second.finish().expect(0).stderr_has("applied 2 migrations");
+    assert_nothing_left(cluster, &db);
     assert_eq!(history(cluster, &db), "1:applied 2:applied 3:applied");
     assert_eq!(ok_events(cluster, &db), "1:1 2:1 3:1");
     assert!(tables_exist(cluster, &db, &["a", "b", "c"]));
