@@ -1,17 +1,8 @@
-//! Running migrations.
+//! Running steps: the SQL of `script` sent to the server, and failures turned into
+//! located errors (SQLSTATE, message, file and line).
 //!
-//! A transactional migration, its history row and its event go to the server as one
-//! simple-query batch (`BEGIN; <sql>; INSERT ...; COMMIT; RESET ALL`): one round trip, and
-//! the change and its row commit or roll back together. When a statement fails, the
-//! server's error position (or, when it gives none, the number of statements that had
-//! completed) points at the file and line.
-//!
-//! A `transaction:false` migration is split into statements that run one by one; its
-//! history row is committed as `running` first, so an interruption leaves a visible
-//! dirty row rather than a half-applied change nobody knows about.
-//!
-//! `RESET ALL` after each migration keeps `SET timezone`/`SET search_path` from leaking
-//! into the next one (never `DISCARD ALL`, which would also drop the advisory lock).
+//! When a statement fails, the server's error position (or, when it gives none, the
+//! number of statements that had completed) points at the file and line.
 
 use std::time::{Duration, Instant};
 
@@ -21,60 +12,47 @@ use tokio_postgres::error::ErrorPosition;
 
 use crate::db::{self, Session};
 use crate::error::{Error, MigrationFailure, Result};
-use crate::history::{self, ELAPSED_MS, Tables};
+use crate::history::{self, Tables};
 use crate::interrupt::Interrupt;
-use crate::migration::{Migration, Section};
-use crate::plan::RowStatus;
-use crate::split;
+use crate::migration::Migration;
+use crate::plan::Step;
+use crate::script::{self, Batch};
 
 /// A migration still running after this long is reported, and again at this interval.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
-/// Applies one transactional migration; returns how long it took.
-pub async fn apply_transactional(
+/// Runs one step (apply or revert one migration); returns how long it took.
+pub async fn step(
     session: &Session,
     tables: &Tables,
     migration: &Migration,
+    step: Step,
     interrupt: &Interrupt,
 ) -> Result<Duration> {
-    let mut batch = Batch::default();
-    batch.own("BEGIN;\n", 1);
-    batch.section(migration, &migration.up);
-    batch.own(
-        &(history::insert_row(tables, migration, RowStatus::Applied, "applied", ELAPSED_MS)
-            + &history::event(tables, "up", &migration.revision, "ok", None)),
-        2,
-    );
-    batch.own("COMMIT;\nRESET ALL;\n", 2);
-    run_transaction(session, tables, &batch, interrupt).await
+    if script::section(migration, step)?.transactional {
+        let batch = script::transaction(tables, migration, step)?;
+        run_transaction(session, tables, &batch, step, interrupt).await
+    } else {
+        statement_by_statement(session, tables, migration, step, interrupt).await
+    }
 }
 
 /// Applies several transactional migrations in one transaction: all or nothing.
-pub async fn apply_all_in_one_transaction(
+pub async fn in_one_transaction(
     session: &Session,
     tables: &Tables,
     migrations: &[&Migration],
     interrupt: &Interrupt,
 ) -> Result<Duration> {
-    let mut batch = Batch::default();
-    batch.own("BEGIN;\n", 1);
-    for migration in migrations {
-        batch.section(migration, &migration.up);
-        batch.own(
-            &(history::insert_row(tables, migration, RowStatus::Applied, "applied", ELAPSED_MS)
-                + &history::event(tables, "up", &migration.revision, "ok", None)
-                + "RESET ALL;\n"),
-            3,
-        );
-    }
-    batch.own("COMMIT;\nRESET ALL;\n", 2);
-    run_transaction(session, tables, &batch, interrupt).await
+    let batch = script::one_transaction(tables, migrations);
+    run_transaction(session, tables, &batch, Step::Up(0), interrupt).await
 }
 
 async fn run_transaction(
     session: &Session,
     tables: &Tables,
     batch: &Batch<'_>,
+    step: Step,
     interrupt: &Interrupt,
 ) -> Result<Duration> {
     let started = Instant::now();
@@ -88,32 +66,38 @@ async fn run_transaction(
     }
     session.execute("ROLLBACK").await?;
     interrupt.check()?;
-    let (migration, line) = batch.locate(&error, completed);
-    let failure = failure(migration, line, &error);
-    record_failure(session, tables, &failure).await?;
+    let (migration, line) = batch.locate(original_position(&error), completed)?;
+    let failure = failure(migration, step, line, &error);
+    let detail = format!("SQLSTATE {}: {}", failure.sqlstate, failure.message);
+    session
+        .execute(&history::event(
+            tables,
+            action(step),
+            &failure.revision,
+            "failed",
+            Some(&detail),
+        ))
+        .await?;
     Err(Error::MigrationFailed(Box::new(failure)))
 }
 
-/// Applies a `transaction:false` migration statement by statement.
-pub async fn apply_non_transactional(
+/// Runs a `transaction:false` section statement by statement.
+async fn statement_by_statement(
     session: &Session,
     tables: &Tables,
     migration: &Migration,
+    step: Step,
     interrupt: &Interrupt,
 ) -> Result<Duration> {
     let started = Instant::now();
-    let statements = split::split(&migration.up.sql)
-        .map_err(|e| Error::Internal(format!("validated migration no longer splits: {e}")))?;
-    session
-        .execute(
-            &(history::insert_row(tables, migration, RowStatus::Running, "applied", "0")
-                + &history::event(tables, "up", &migration.revision, "started", None)),
-        )
-        .await?;
+    let parts = script::statement_by_statement(tables, migration, step)?;
+    let section = script::section(migration, step)?;
+    session.execute(&parts.before).await?;
     let label = format!("{} ({})", migration.revision, migration.path);
-    for (index, statement) in statements.iter().enumerate() {
+    for (index, statement) in parts.statements.iter().enumerate() {
         if let Err(signal) = interrupt.check() {
-            mark_failed(session, tables, migration, index, "interrupted").await?;
+            let undo = script::failed(tables, migration, step, index, "interrupted");
+            session.execute(&undo).await?;
             return Err(signal);
         }
         let Err((error, _)) = run_batch(session, statement.sql, &label).await else {
@@ -124,70 +108,32 @@ pub async fn apply_non_transactional(
             return Err(Error::ConnectionLost(db::describe(&error)));
         }
         interrupt.check()?;
-        let line = migration.up.file_line(statement.line)
+        let line = section.file_line(statement.line)
             + original_position(&error)
                 .map(|p| lines_before(statement.sql, p))
                 .unwrap_or(0);
-        let mut failure = failure(migration, Some(line), &error);
+        let mut failure = failure(migration, step, Some(line), &error);
         if index > 0 {
             failure.hint = Some(format!(
-                "this transaction:false migration stopped part-way: the statements before line {line} were applied. \
-                 Complete or undo them by hand, then run `schemagate resolve {rev} --applied` or `schemagate resolve {rev} --rolled-back`",
+                "this transaction:false migration stopped part-way: the statements before line {line} were run. \
+                 Complete or undo them by hand, then run `schemagate resolve {rev} --applied` if its changes are \
+                 in the database, or `schemagate resolve {rev} --rolled-back` if they are not",
                 rev = migration.revision
             ));
         }
-        mark_failed(session, tables, migration, index, &failure.message).await?;
+        let undo = script::failed(tables, migration, step, index, &failure.message);
+        session.execute(&undo).await?;
         return Err(Error::MigrationFailed(Box::new(failure)));
     }
-    let elapsed_ms = started.elapsed().as_millis().to_string();
-    session
-        .execute(
-            &(history::set_status(tables, &migration.revision, RowStatus::Applied, &elapsed_ms)
-                + &history::event(tables, "up", &migration.revision, "ok", None)
-                + "RESET ALL;\n"),
-        )
-        .await?;
+    session.execute(&parts.after).await?;
     Ok(started.elapsed())
 }
 
-/// A failed `transaction:false` migration: if nothing ran, forget the row so a fixed file
-/// simply runs again; otherwise mark it `failed` for a person to resolve.
-async fn mark_failed(
-    session: &Session,
-    tables: &Tables,
-    migration: &Migration,
-    completed: usize,
-    detail: &str,
-) -> Result<()> {
-    let row = if completed == 0 {
-        history::delete_row(tables, &migration.revision)
-    } else {
-        history::set_status(tables, &migration.revision, RowStatus::Failed, "0")
-    };
-    session
-        .execute(
-            &(row
-                + &history::event(tables, "up", &migration.revision, "failed", Some(detail))
-                + "RESET ALL;\n"),
-        )
-        .await
-}
-
-async fn record_failure(
-    session: &Session,
-    tables: &Tables,
-    failure: &MigrationFailure,
-) -> Result<()> {
-    let detail = format!("SQLSTATE {}: {}", failure.sqlstate, failure.message);
-    session
-        .execute(&history::event(
-            tables,
-            "up",
-            &failure.revision,
-            "failed",
-            Some(&detail),
-        ))
-        .await
+fn action(step: Step) -> &'static str {
+    match step {
+        Step::Up(_) => "up",
+        Step::Down(_) => "down",
+    }
 }
 
 /// Sends a batch and counts the statements that completed before an error, reporting a
@@ -247,6 +193,7 @@ fn lines_before(text: &str, position: usize) -> usize {
 
 fn failure(
     migration: &Migration,
+    step: Step,
     line: Option<usize>,
     error: &tokio_postgres::Error,
 ) -> MigrationFailure {
@@ -266,7 +213,8 @@ fn failure(
     }
     let hint = if sqlstate == "25001" {
         Some(format!(
-            "this statement cannot run inside a transaction: mark the section `-- migrate:up transaction:false` in {}",
+            "this statement cannot run inside a transaction: mark the section `-- migrate:{} transaction:false` in {}",
+            action(step),
             migration.path
         ))
     } else {
@@ -279,101 +227,6 @@ fn failure(
         sqlstate,
         message,
         hint,
-    }
-}
-
-/// SQL sent as one simple query, and which migration each stretch of it came from.
-#[derive(Default)]
-struct Batch<'a> {
-    sql: String,
-    /// (byte offset where the part starts, the part)
-    parts: Vec<(usize, Part<'a>)>,
-}
-
-enum Part<'a> {
-    /// schemagate's own statements, counted.
-    Own(usize),
-    Section(&'a Migration, &'a Section),
-}
-
-impl<'a> Batch<'a> {
-    fn own(&mut self, sql: &str, statements: usize) {
-        self.parts.push((self.sql.len(), Part::Own(statements)));
-        self.sql.push_str(sql);
-    }
-
-    fn section(&mut self, migration: &'a Migration, section: &'a Section) {
-        self.parts
-            .push((self.sql.len(), Part::Section(migration, section)));
-        self.sql.push_str(&section.sql);
-        // A last statement without `;`, or ending in a `--` comment, is closed here.
-        self.sql.push_str("\n;\n");
-    }
-
-    fn label(&self) -> String {
-        let revisions: Vec<&str> = self
-            .parts
-            .iter()
-            .filter_map(|(_, p)| match p {
-                Part::Section(m, _) => Some(m.revision.as_str()),
-                Part::Own(_) => None,
-            })
-            .collect();
-        match revisions.as_slice() {
-            [one] => one.to_string(),
-            many => format!("{} migrations in one transaction", many.len()),
-        }
-    }
-
-    /// The migration and file line an error points at.
-    fn locate(
-        &self,
-        error: &tokio_postgres::Error,
-        completed: usize,
-    ) -> (&'a Migration, Option<usize>) {
-        if let Some(position) = original_position(error)
-            && let Some(byte) = self
-                .sql
-                .char_indices()
-                .nth(position.saturating_sub(1))
-                .map(|(b, _)| b)
-        {
-            let at = self
-                .parts
-                .partition_point(|(start, _)| *start <= byte)
-                .saturating_sub(1);
-            if let Some((start, Part::Section(m, s))) = self.parts.get(at) {
-                let lines = self.sql[*start..byte].matches('\n').count();
-                return (m, Some(s.first_line + lines));
-            }
-        }
-        let mut remaining = completed;
-        let mut last = None;
-        for (_, part) in &self.parts {
-            let statements = match part {
-                Part::Own(n) => *n,
-                Part::Section(m, s) => {
-                    last = Some(*m);
-                    let statements = split::split(&s.sql).unwrap_or_default();
-                    if remaining < statements.len() {
-                        return (m, Some(s.file_line(statements[remaining].line)));
-                    }
-                    statements.len()
-                }
-            };
-            if remaining < statements {
-                break;
-            }
-            remaining -= statements;
-        }
-        let migration = last
-            .or_else(|| {
-                self.parts.iter().find_map(|(_, p)| match p {
-                    Part::Section(m, _) => Some(*m),
-                    Part::Own(_) => None,
-                })
-            })
-            .expect("a batch holds at least one migration");
-        (migration, None)
+        reverting: matches!(step, Step::Down(_)),
     }
 }

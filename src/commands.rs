@@ -1,45 +1,80 @@
-//! The commands. Each is the phases of PRODUCT.md section 3 in order: files, wait, look,
-//! lock, reconcile, apply, exit.
+//! The commands. Each turns its arguments into a decision over the history (what the
+//! database should end up with) and leaves the phases of PRODUCT.md section 3 (wait, look,
+//! lock, reconcile, apply, exit) to `migrator`, or reads the history and prints a `report`.
+//! Every command first reads and validates the files, so a bad file never reaches a
+//! database.
 
-use std::time::{Duration, Instant};
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::{self, Command, Connection, Global, ResolveArgs, UpArgs};
-use crate::db::Session;
+use crate::config::{
+    self, CheckArgs, Command, DownArgs, Global, MergeArgs, NewArgs, OutputFormat, ReconcileArgs,
+    ResetArgs, ResolveArgs, StampArgs, StatusArgs, UpArgs,
+};
 use crate::error::{Error, FileProblem, Result};
 use crate::graph::Graph;
 use crate::history::{self, Tables};
 use crate::interrupt::Interrupt;
-use crate::plan::{self, AppliedRow, Options, RowStatus};
-use crate::{apply, lock, source, wait};
+use crate::migration::compare_revisions;
+use crate::migrator::{self, Decision, Migrator, plural};
+use crate::plan::{self, AppliedRow, DownTo, Options, RowStatus, Step};
+use crate::target::{self, Target};
+use crate::{report, scaffold, script, source, wait};
 
 /// What every command needs: the settings and the signal watcher.
 pub struct Context<'a> {
     pub global: &'a Global,
     pub interrupt: &'a Interrupt,
     pub env: config::Env<'a>,
+    /// When the process started, for the summary line's elapsed time.
+    pub started: Instant,
 }
 
-pub async fn run(command: &Command, ctx: &Context<'_>) -> Result<()> {
+/// What `main` does once a command succeeded.
+#[derive(Debug)]
+pub enum Finish {
+    Exit,
+    /// `up --exec -- CMD ARGS`: replace the process with CMD.
+    Exec(Vec<OsString>),
+}
+
+pub async fn run(command: &Command, ctx: &Context<'_>) -> Result<Finish> {
     match command {
-        Command::Up(args) => up(ctx, args).await,
+        Command::Up(args) => return up(ctx, args).await,
+        Command::Down(args) => down(ctx, args).await,
+        Command::Redo(args) => redo(ctx, args).await,
+        Command::Reset(args) => reset(ctx, args).await,
+        Command::Status(args) => status(ctx, args).await,
+        Command::Current(args) => current(ctx, args.verbose).await,
+        Command::History(args) => history(ctx, args.verbose.verbose, args.offline).await,
+        Command::Heads(args) => {
+            print!("{}", report::heads(&load(ctx)?, args.verbose));
+            Ok(())
+        }
+        Command::New(args) => new(ctx, args),
+        Command::Merge(args) => merge(ctx, args),
+        Command::Stamp(args) => stamp(ctx, args).await,
+        Command::Check(args) => check(ctx, args).await,
         Command::Validate { strict } => validate(ctx, *strict),
-        Command::Wait => wait_only(ctx).await,
         Command::Resolve(args) => resolve(ctx, args).await,
-    }
+        Command::Wait => wait_only(ctx).await,
+    }?;
+    Ok(Finish::Exit)
 }
 
-/// Reads and validates the files; several heads are a warning here.
 fn load(ctx: &Context<'_>) -> Result<Graph> {
-    let graph = source::load(&ctx.global.migrations)?;
-    let heads = graph.heads();
-    if heads.len() > 1 {
-        tracing::warn!(
-            "{} heads ({}): every branch is applied, in revision order; join them with a merge migration that revises all of them",
-            heads.len(),
-            revisions(&graph, &heads)
-        );
+    source::load(&ctx.global.migrations)
+}
+
+impl ReconcileArgs {
+    fn options(&self) -> Options {
+        Options {
+            allow_changed: self.allow_changed,
+            allow_out_of_order: self.allow_out_of_order,
+            strict: self.strict,
+        }
     }
-    Ok(graph)
 }
 
 fn revisions(graph: &Graph, nodes: &[usize]) -> String {
@@ -50,34 +85,41 @@ fn revisions(graph: &Graph, nodes: &[usize]) -> String {
         .join(", ")
 }
 
+/// Several heads where one is needed (`validate --strict`, `new`): exit 3, on each head.
+fn several_heads(graph: &Graph, heads: &[usize], advice: &str) -> Error {
+    Error::InvalidFiles(
+        heads
+            .iter()
+            .map(|&h| {
+                FileProblem::new(
+                    &graph.migration(h).path,
+                    None,
+                    format!(
+                        "revision {} is one of {} heads ({}): {advice}",
+                        graph.migration(h).revision,
+                        heads.len(),
+                        revisions(graph, heads)
+                    ),
+                )
+            })
+            .collect(),
+    )
+}
+
 fn validate(ctx: &Context<'_>, strict: bool) -> Result<()> {
-    let graph = source::load(&ctx.global.migrations)?;
+    let graph = load(ctx)?;
     let heads = graph.heads();
     if strict && heads.len() > 1 {
-        return Err(Error::InvalidFiles(
-            heads
-                .iter()
-                .map(|&h| {
-                    FileProblem::new(
-                        &graph.migration(h).path,
-                        None,
-                        format!(
-                            "revision {} is one of {} heads: write a merge migration whose `-- migrate:revises` names {}",
-                            graph.migration(h).revision,
-                            heads.len(),
-                            revisions(&graph, &heads)
-                        ),
-                    )
-                })
-                .collect(),
+        return Err(several_heads(
+            &graph,
+            &heads,
+            "join them with `schemagate merge \"merge heads\"`",
         ));
     }
     println!(
-        "ok: {} migration{}, {} head{} ({})",
-        graph.len(),
-        if graph.len() == 1 { "" } else { "s" },
-        heads.len(),
-        if heads.len() == 1 { "" } else { "s" },
+        "ok: {}, {} ({})",
+        plural(graph.len(), "migration"),
+        plural(heads.len(), "head"),
         revisions(&graph, &heads)
     );
     Ok(())
@@ -85,266 +127,624 @@ fn validate(ctx: &Context<'_>, strict: bool) -> Result<()> {
 
 async fn wait_only(ctx: &Context<'_>) -> Result<()> {
     let connection = config::connection(ctx.global, ctx.env)?;
-    let started = Instant::now();
     let mut budget = wait::Budget::new(ctx.global.wait_timeout);
     let session = wait::connect(&connection, &mut budget, ctx.interrupt).await?;
     session.close().await;
     tracing::info!(
-        waited_ms = started.elapsed().as_millis() as u64,
+        waited_ms = ctx.started.elapsed().as_millis() as u64,
         "database {} accepts connections",
         connection.describe()
     );
     Ok(())
 }
 
-/// `up`: bring the database to every head.
-async fn up(ctx: &Context<'_>, args: &UpArgs) -> Result<()> {
-    let started = Instant::now();
-    let connection = config::connection(ctx.global, ctx.env)?;
+/// `up`: bring the database to every head, a revision, or N steps further.
+async fn up(ctx: &Context<'_>, args: &UpArgs) -> Result<Finish> {
     let graph = load(ctx)?;
-    let tables = Tables::new(&ctx.global.schema);
-    let run = UpRun {
-        ctx,
-        args,
-        connection: &connection,
-        graph: &graph,
-        key: ctx.global.lock_key.unwrap_or_else(|| tables.lock_key()),
-        tables,
-    };
-    let mut budget = wait::Budget::new(ctx.global.wait_timeout);
-    let mut applied = 0;
-    loop {
-        let session = wait::connect(&connection, &mut budget, ctx.interrupt).await?;
-        let outcome = run.once(&session, &mut applied).await;
-        match outcome {
-            Err(Error::ConnectionLost(reason)) => {
-                tracing::warn!(
-                    "connection lost ({reason}); reconnecting within the remaining {} of --wait-timeout",
-                    humantime::format_duration(Duration::from_secs(budget.remaining.as_secs()))
-                );
-            }
-            Ok(standing) => {
-                session.close().await;
-                let elapsed = started.elapsed().as_millis() as u64;
-                if applied == 0 {
-                    tracing::info!(
-                        elapsed_ms = elapsed,
-                        "nothing to apply; database at {standing}"
-                    );
-                } else {
-                    tracing::info!(
-                        applied,
-                        elapsed_ms = elapsed,
-                        "applied {applied} migration{} in {elapsed} ms; database at {standing}",
-                        if applied == 1 { "" } else { "s" }
-                    );
-                }
-                return Ok(());
-            }
-            Err(e) => {
-                session.close().await;
-                return Err(e);
-            }
-        }
-    }
-}
-
-struct UpRun<'a> {
-    ctx: &'a Context<'a>,
-    args: &'a UpArgs,
-    connection: &'a Connection,
-    graph: &'a Graph,
-    tables: Tables,
-    key: i64,
-}
-
-impl UpRun<'_> {
-    fn options(&self) -> Options {
-        Options {
-            allow_changed: self.args.allow_changed,
-            allow_out_of_order: self.args.allow_out_of_order,
-            strict: self.args.strict,
-        }
-    }
-
-    /// One connection's worth of `up`; returns where the database stands.
-    async fn once(&self, session: &Session, applied: &mut usize) -> Result<String> {
-        // Look without the lock: with nothing to do, never queue behind other runners.
-        let rows = history::read(session, &self.tables)
-            .await?
-            .unwrap_or_default();
-        let plan = plan::plan_up(self.graph, &rows, None, self.options());
-        if plan.pending.is_empty() && plan.conflicts.is_empty() {
-            plan.warnings.iter().for_each(|w| tracing::warn!("{w}"));
-            return Ok(standing(self.graph, &rows, &[]));
-        }
-
-        let interrupt = self.ctx.interrupt;
-        lock::acquire(
-            session,
-            self.connection,
-            self.key,
-            self.ctx.global.lock_timeout,
-            interrupt,
-        )
+    let options = args.reconcile.options();
+    let words = args.target.as_deref().unwrap_or("heads");
+    if args.sql || args.dry_run {
+        let preview = preview(ctx, &graph, words, options, |rows, to| {
+            decide_up(&graph, rows, to, options)
+        })
         .await?;
-        let standing = self.locked(session, applied).await?;
-        // On an error the connection is closed right after, which frees the lock; an
-        // unlock there could only fail inside an aborted transaction and hide the cause.
-        lock::release(session, self.key).await?;
-        Ok(standing)
+        let title = format!("up {words}");
+        show(
+            ctx,
+            &graph,
+            preview,
+            args.sql,
+            args.single_transaction,
+            &title,
+        )?;
+        return Ok(Finish::Exit);
     }
+    let to = target::parse(&graph, words)?;
+    let heads = graph.heads();
+    if heads.len() > 1 && to == Target::Heads {
+        tracing::warn!(
+            "{} heads ({}): every branch is applied, in revision order; join them with `schemagate merge`",
+            heads.len(),
+            revisions(&graph, &heads)
+        );
+    }
+    let mut migrator = Migrator::new(ctx, &graph, options)?;
+    migrator.single_transaction = args.single_transaction;
+    migrator
+        .converge(true, |graph, rows| decide_up(graph, rows, to, options))
+        .await?;
+    Ok(if args.exec {
+        Finish::Exec(args.command.clone())
+    } else {
+        Finish::Exit
+    })
+}
 
-    async fn locked(&self, session: &Session, applied: &mut usize) -> Result<String> {
-        let interrupt = self.ctx.interrupt;
-        history::ensure_tables(session, &self.tables).await?;
-        let rows = history::read(session, &self.tables)
-            .await?
-            .unwrap_or_default();
-        let plan = plan::plan_up(self.graph, &rows, None, self.options());
-        plan.warnings.iter().for_each(|w| tracing::warn!("{w}"));
-        if !plan.conflicts.is_empty() {
-            return Err(Error::Conflict(
-                plan.conflicts.iter().map(|c| c.message()).collect(),
+/// What `--sql` and `--dry-run` show: a decision and the history it was made on.
+struct Preview {
+    rows: Vec<AppliedRow>,
+    options: Options,
+    decision: Decision,
+}
+
+/// Reads the history without the lock and decides on it, or, for a `FROM:TO` range,
+/// assumes the history from FROM with no database at all.
+async fn preview(
+    ctx: &Context<'_>,
+    graph: &Graph,
+    words: &str,
+    options: Options,
+    decide: impl Fn(&[AppliedRow], Target) -> Result<Decision>,
+) -> Result<Preview> {
+    let (rows, to) = if words.contains(':') {
+        let (from, to) = target::parse_range(graph, words)?;
+        (assumed_history(graph, from)?, to)
+    } else {
+        // Parsed first: a mistyped target fails before any waiting for a database.
+        let to = target::parse(graph, words)?;
+        let rows = Migrator::new(ctx, graph, options)?
+            .read_history(false)
+            .await?;
+        (rows, to)
+    };
+    let decision = decide(&rows, to)?;
+    Ok(Preview {
+        rows,
+        options,
+        decision,
+    })
+}
+
+fn decide_up(graph: &Graph, rows: &[AppliedRow], to: Target, options: Options) -> Result<Decision> {
+    let mut plan = match to {
+        Target::Heads => plan::plan_up(graph, rows, None, options),
+        Target::Revision(node) => plan::plan_up(graph, rows, Some(&[node]), options),
+        Target::Relative(steps) if steps > 0 => plan::plan_up(graph, rows, None, options),
+        Target::Base | Target::Relative(_) => {
+            return Err(Error::Usage(
+                "`up` goes forward (head, a revision, +N); to go back use `schemagate down`".into(),
             ));
         }
-        let migrations: Vec<_> = plan
-            .pending
-            .iter()
-            .map(|&n| self.graph.migration(n))
-            .collect();
-
-        if self.args.single_transaction && !migrations.is_empty() {
-            if let Some(m) = migrations.iter().find(|m| !m.up.transactional) {
-                return Err(Error::Usage(format!(
-                    "--single-transaction cannot include {} ({}), which is transaction:false: run without --single-transaction",
-                    m.revision, m.path
-                )));
-            }
-            interrupt.check()?;
-            tracing::info!(
-                "applying {} migrations in one transaction",
-                migrations.len()
-            );
-            let took =
-                apply::apply_all_in_one_transaction(session, &self.tables, &migrations, interrupt)
-                    .await?;
-            *applied += migrations.len();
-            tracing::info!(
-                took_ms = took.as_millis() as u64,
-                "committed {} migrations",
-                migrations.len()
-            );
-        } else {
-            for m in &migrations {
-                interrupt.check()?;
-                tracing::debug!("applying {} {}", m.revision, m.description);
-                let took = if m.up.transactional {
-                    apply::apply_transactional(session, &self.tables, m, interrupt).await?
-                } else {
-                    apply::apply_non_transactional(session, &self.tables, m, interrupt).await?
-                };
-                *applied += 1;
-                tracing::info!(
-                    took_ms = took.as_millis() as u64,
-                    "applied {} {}",
-                    m.revision,
-                    m.description
-                );
-            }
+    };
+    migrator::conflicts(&plan)?;
+    if let Target::Relative(steps) = to {
+        let steps = steps as usize;
+        let pending = plan.pending.len();
+        if pending < steps {
+            return Err(Error::Usage(format!(
+                "cannot go up {steps}: only {pending} migration{} pending",
+                if pending == 1 { " is" } else { "s are" }
+            )));
         }
-        Ok(standing(self.graph, &rows, &plan.pending))
+        plan.pending.truncate(steps);
+    }
+    Ok(Decision {
+        goals: vec![plan.goal(false)],
+        warnings: plan.warnings,
+    })
+}
+
+/// `down`: revert the last N, back to a revision, or to base.
+async fn down(ctx: &Context<'_>, args: &DownArgs) -> Result<()> {
+    let graph = load(ctx)?;
+    let options = Options {
+        allow_changed: args.allow_changed,
+        ..Options::default()
+    };
+    let decide = |rows: &[AppliedRow], to: Target| decide_down(&graph, rows, down_to(to)?, options);
+    if args.sql || args.dry_run {
+        let preview = preview(ctx, &graph, &args.target, options, decide).await?;
+        let title = format!("down {}", args.target);
+        return show(ctx, &graph, preview, args.sql, false, &title);
+    }
+    let to = target::parse(&graph, &args.target)?;
+    let mut migrator = Migrator::new(ctx, &graph, strict(options))?;
+    migrator
+        .converge(false, |_, rows| decide(rows, to))
+        .await
+        .map(drop)
+}
+
+fn down_to(target: Target) -> Result<DownTo> {
+    match target {
+        Target::Base => Ok(DownTo::Base),
+        Target::Revision(node) => Ok(DownTo::Revision(node)),
+        Target::Relative(steps) if steps < 0 => Ok(DownTo::Steps(steps.unsigned_abs() as usize)),
+        Target::Heads | Target::Relative(_) => Err(Error::Usage(
+            "`down` goes back (-N, a revision, base); to go forward use `schemagate up`".into(),
+        )),
     }
 }
 
-/// "3 (head)", "2, 5 (2 heads)", "nothing applied": the applied revisions that no applied
-/// revision revises.
-fn standing(graph: &Graph, rows: &[AppliedRow], newly: &[usize]) -> String {
-    let mut applied = vec![false; graph.len()];
-    let mut unknown = Vec::new();
-    for row in rows.iter().filter(|r| r.status == RowStatus::Applied) {
-        match graph.find(&row.revision) {
-            Some(n) => applied[n] = true,
-            None => unknown.push(row.revision.clone()),
+/// Reverting never goes beneath revisions the files do not know.
+fn strict(options: Options) -> Options {
+    Options {
+        strict: true,
+        ..options
+    }
+}
+
+fn decide_down(
+    graph: &Graph,
+    rows: &[AppliedRow],
+    to: DownTo,
+    options: Options,
+) -> Result<Decision> {
+    let plan = plan::plan_down(graph, rows, to, options).map_err(Error::Usage)?;
+    migrator::conflicts(&plan)?;
+    Ok(Decision {
+        goals: vec![plan.goal(true)],
+        warnings: plan.warnings,
+    })
+}
+
+/// `redo`: revert the last migration, then apply it again.
+async fn redo(ctx: &Context<'_>, args: &ReconcileArgs) -> Result<()> {
+    let graph = load(ctx)?;
+    let options = args.options();
+    let mut migrator = Migrator::new(ctx, &graph, strict(options))?;
+    migrator
+        .converge(false, |graph, rows| {
+            let plan =
+                plan::plan_down(graph, rows, DownTo::Steps(1), options).map_err(Error::Usage)?;
+            migrator::conflicts(&plan)?;
+            Ok(Decision {
+                goals: vec![plan.goal(true), plan.applied.clone()],
+                warnings: plan.warnings,
+            })
+        })
+        .await
+        .map(drop)
+}
+
+/// `reset --yes`: revert everything, then apply everything.
+async fn reset(ctx: &Context<'_>, args: &ResetArgs) -> Result<()> {
+    if !args.yes {
+        return Err(Error::Usage(
+            "reset reverts every migration (what their tables hold is lost) and applies them again: \
+             pass --yes if that is what you want"
+                .into(),
+        ));
+    }
+    let graph = load(ctx)?;
+    let options = args.reconcile.options();
+    let mut migrator = Migrator::new(ctx, &graph, strict(options))?;
+    migrator
+        .converge(false, |graph, rows| {
+            let plan = plan::plan_down(graph, rows, DownTo::Base, options).map_err(Error::Usage)?;
+            migrator::conflicts(&plan)?;
+            Ok(Decision {
+                goals: vec![vec![false; graph.len()], vec![true; graph.len()]],
+                warnings: plan.warnings,
+            })
+        })
+        .await
+        .map(drop)
+}
+
+/// Offline `--sql FROM:TO`: the history as if FROM and its ancestors were applied.
+fn assumed_history(graph: &Graph, from: Target) -> Result<Vec<AppliedRow>> {
+    let nodes = target::nodes(graph, from, "FROM")?;
+    let applied = graph.ancestors_inclusive(&nodes);
+    Ok(graph
+        .topological_order()
+        .iter()
+        .filter(|&&n| applied[n])
+        .map(|&n| {
+            let m = graph.migration(n);
+            AppliedRow {
+                revision: m.revision.clone(),
+                checksum: m.checksum.clone(),
+                status: RowStatus::Applied,
+                recorded: Default::default(),
+            }
+        })
+        .collect())
+}
+
+/// Every step of a decision, from the history it was made on.
+fn steps(graph: &Graph, rows: &[AppliedRow], options: Options, decision: &Decision) -> Vec<Step> {
+    let mut applied = plan::reconcile(graph, rows, options).applied;
+    let mut steps = Vec::new();
+    for goal in &decision.goals {
+        steps.extend(plan::converge(graph, &applied, goal));
+        applied.clone_from(goal);
+    }
+    steps
+}
+
+/// Prints what a decision would run: the SQL script (`--sql`) or one line a step.
+fn show(
+    ctx: &Context<'_>,
+    graph: &Graph,
+    preview: Preview,
+    sql: bool,
+    single_transaction: bool,
+    title: &str,
+) -> Result<()> {
+    let Preview {
+        rows,
+        options,
+        decision,
+    } = preview;
+    decision.warnings.iter().for_each(|w| tracing::warn!("{w}"));
+    let steps = steps(graph, &rows, options, &decision);
+    if !sql {
+        print!("{}", report::dry_run(graph, &steps));
+        return Ok(());
+    }
+    if single_transaction
+        && let Some(m) = steps
+            .iter()
+            .map(|&(Step::Up(n) | Step::Down(n))| graph.migration(n))
+            .find(|m| !m.up.transactional)
+    {
+        return Err(Error::Usage(format!(
+            "--single-transaction cannot include {} ({}), which is transaction:false",
+            m.revision, m.path
+        )));
+    }
+    let tables = Tables::new(&ctx.global.schema);
+    let key = ctx.global.lock_key.unwrap_or_else(|| tables.lock_key());
+    let title = format!("{title}, {}", plural(steps.len(), "step"));
+    print!(
+        "{}",
+        script::render(&tables, graph, &steps, key, single_transaction, &title)?
+    );
+    Ok(())
+}
+
+async fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<()> {
+    let graph = load(ctx)?;
+    let mut migrator = Migrator::new(ctx, &graph, Options::default())?;
+    let rows = migrator.read_history(true).await?;
+    let database = migrator.connection.describe();
+    match args.format {
+        OutputFormat::Text => print!("{}", report::status_text(&graph, &rows, &database)),
+        OutputFormat::Json => println!(
+            "{}",
+            report::status_json(&graph, &rows, &database, &ctx.global.schema)
+        ),
+    }
+    Ok(())
+}
+
+async fn current(ctx: &Context<'_>, verbose: bool) -> Result<()> {
+    let graph = load(ctx)?;
+    let mut migrator = Migrator::new(ctx, &graph, Options::default())?;
+    let rows = migrator.read_history(verbose).await?;
+    let text = report::current_text(&graph, &rows, verbose);
+    if text.is_empty() {
+        tracing::info!("nothing applied (base)");
+    }
+    print!("{text}");
+    Ok(())
+}
+
+async fn history(ctx: &Context<'_>, verbose: bool, offline: bool) -> Result<()> {
+    let graph = load(ctx)?;
+    if offline || !config::is_configured(ctx.global, ctx.env) {
+        print!("{}", report::history(&graph, None, verbose));
+        return Ok(());
+    }
+    let mut migrator = Migrator::new(ctx, &graph, Options::default())?;
+    let rows = migrator.read_history(true).await?;
+    print!("{}", report::history(&graph, Some(&rows), verbose));
+    Ok(())
+}
+
+/// The files of `dir`, or none yet: `new` starts a project's first migration.
+fn load_or_empty(dir: &Path) -> Result<Graph> {
+    if dir.exists() {
+        source::load(dir)
+    } else {
+        Graph::build(Vec::new()).map_err(Error::InvalidFiles)
+    }
+}
+
+fn new(ctx: &Context<'_>, args: &NewArgs) -> Result<()> {
+    let dir = &ctx.global.migrations;
+    let graph = load_or_empty(dir)?;
+    let message = args
+        .message
+        .as_deref()
+        .or(args.message_flag.as_deref())
+        .unwrap_or_default();
+    let parents: Vec<&str> = match &args.revises {
+        Some(word) => vec![
+            graph
+                .migration(target::find(&graph, word)?)
+                .revision
+                .as_str(),
+        ],
+        None => {
+            let heads = graph.heads();
+            if heads.len() > 1 {
+                return Err(several_heads(
+                    &graph,
+                    &heads,
+                    "a new migration would revise only one of them: run `schemagate merge \"merge heads\"` first, or choose with --revises",
+                ));
+            }
+            heads
+                .iter()
+                .map(|&h| graph.migration(h).revision.as_str())
+                .collect()
         }
+    };
+    let revision = scaffold::revision(&graph, SystemTime::now(), args.revision.as_deref())?;
+    keeps_implicit_parents(&graph, &revision)?;
+    let slug = scaffold::slug(message)?;
+    let path = scaffold::write(
+        dir,
+        &revision,
+        &slug,
+        &scaffold::content(message, &parents, false),
+    )?;
+    println!("{}", path.display());
+    tracing::info!(
+        "wrote {}{}: put the change below `-- migrate:up` and its undo below `-- migrate:down`",
+        path.display(),
+        match parents.as_slice() {
+            [] => " (the first migration)".to_string(),
+            p => format!(", revising {}", p.join(", ")),
+        }
+    );
+    Ok(())
+}
+
+/// A file without `-- migrate:revises` revises the one before it, so a new revision that
+/// sorts before such a file would change its parent: refuse.
+fn keeps_implicit_parents(graph: &Graph, revision: &str) -> Result<()> {
+    match graph
+        .migrations()
+        .iter()
+        .find(|m| m.revises.is_none() && compare_revisions(&m.revision, revision).is_gt())
+    {
+        Some(m) => Err(Error::Usage(format!(
+            "revision {revision} sorts before {} ({}), which has no `-- migrate:revises` and would then revise the new file: choose a revision that sorts after {}",
+            m.revision, m.path, m.revision
+        ))),
+        None => Ok(()),
     }
-    for &n in newly {
-        applied[n] = true;
+}
+
+fn merge(ctx: &Context<'_>, args: &MergeArgs) -> Result<()> {
+    let dir = &ctx.global.migrations;
+    let graph = load(ctx)?;
+    let mut parents: Vec<usize> = if args.revisions.is_empty() {
+        graph.heads()
+    } else {
+        args.revisions
+            .iter()
+            .map(|word| target::find(&graph, word))
+            .collect::<Result<_>>()?
+    };
+    parents.sort_unstable();
+    parents.dedup();
+    if parents.len() < 2 {
+        return Err(Error::Usage(format!(
+            "nothing to merge: {} ({}); a merge joins two or more heads",
+            if args.revisions.is_empty() {
+                "the files have one head"
+            } else {
+                "one revision given"
+            },
+            revisions(&graph, &parents)
+        )));
     }
-    let tips: Vec<usize> = (0..graph.len())
-        .filter(|&n| applied[n] && !graph.children(n).iter().any(|&c| applied[c]))
+    let revision = scaffold::revision(&graph, SystemTime::now(), args.revision.as_deref())?;
+    keeps_implicit_parents(&graph, &revision)?;
+    let slug = scaffold::slug(&args.message)?;
+    let names: Vec<&str> = parents
+        .iter()
+        .map(|&n| graph.migration(n).revision.as_str())
         .collect();
-    if tips.is_empty() && unknown.is_empty() {
-        return "base (nothing applied)".into();
+    let path = scaffold::write(
+        dir,
+        &revision,
+        &slug,
+        &scaffold::content(&args.message, &names, true),
+    )?;
+    println!("{}", path.display());
+    tracing::info!("wrote {}, joining {}", path.display(), names.join(", "));
+    Ok(())
+}
+
+/// `stamp`: make the history say TARGET and its ancestors, running no migration SQL.
+async fn stamp(ctx: &Context<'_>, args: &StampArgs) -> Result<()> {
+    let graph = load(ctx)?;
+    let mut nodes = Vec::new();
+    for word in &args.targets {
+        let target = target::parse(&graph, word)?;
+        nodes.extend(target::nodes(&graph, target, word)?);
     }
-    let heads = graph.heads();
-    let at_head = !tips.is_empty() && tips == heads;
-    let mut text = revisions(graph, &tips);
-    if !unknown.is_empty() {
-        if !text.is_empty() {
-            text.push_str(", ");
+    let wanted = graph.ancestors_inclusive(&nodes);
+    let purge = args.purge;
+    let mut migrator = Migrator::new(ctx, &graph, Options::default())?;
+    let tables = migrator.tables.clone();
+    let (stamped, removed, standing) = migrator
+        .with_lock(async |session, rows| {
+            let mut sql = String::from("BEGIN;\n");
+            let mut has_row = vec![false; graph.len()];
+            let mut unknown = Vec::new();
+            let (mut stamped, mut removed) = (0, 0);
+            for row in &rows {
+                let revision = &row.revision;
+                match graph.find(revision) {
+                    Some(n) if wanted[n] => {
+                        has_row[n] = true;
+                        if row.status != RowStatus::Applied {
+                            let was = format!("was {}", row.status.as_str());
+                            sql += &history::set_status(&tables, revision, RowStatus::Applied);
+                            sql +=
+                                &history::event(&tables, "stamp", revision, "applied", Some(&was));
+                        }
+                    }
+                    None if !purge => unknown.push(revision.as_str()),
+                    _ => {
+                        sql += &history::delete_row(&tables, revision);
+                        sql += &history::event(&tables, "stamp", revision, "removed", None);
+                        removed += 1;
+                    }
+                }
+            }
+            if !unknown.is_empty() {
+                return Err(Error::Conflict(vec![format!(
+                    "the database has revisions no file has ({}): stamp would leave them in place; \
+                     pass --purge to delete their history rows too",
+                    unknown.join(", ")
+                )]));
+            }
+            for &n in graph.topological_order() {
+                if wanted[n] && !has_row[n] {
+                    let m = graph.migration(n);
+                    sql += &history::insert_row(&tables, m, RowStatus::Applied, "stamped", "0");
+                    sql += &history::event(&tables, "stamp", &m.revision, "stamped", None);
+                    stamped += 1;
+                }
+            }
+            sql.push_str("COMMIT;\n");
+            session.execute(&sql).await?;
+            let rows = history::read(session, &tables).await?.unwrap_or_default();
+            Ok((stamped, removed, report::standing(&graph, &rows)))
+        })
+        .await?;
+    tracing::info!(
+        stamped,
+        removed,
+        "stamped {}, removed {} (no migration SQL ran); database at {standing}",
+        plural(stamped, "revision"),
+        plural(removed, "revision")
+    );
+    Ok(())
+}
+
+/// How often `check --wait` looks again, and how often it says it is still waiting.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+const CHECK_REPORT_EVERY: Duration = Duration::from_secs(15);
+
+/// `check`: exit 0 at head, 9 with migrations pending; `--wait` until at head.
+async fn check(ctx: &Context<'_>, args: &CheckArgs) -> Result<()> {
+    let graph = load(ctx)?;
+    let options = Options {
+        strict: args.strict,
+        ..Options::default()
+    };
+    let mut migrator = Migrator::new(ctx, &graph, options)?;
+    let deadline = Instant::now() + args.timeout;
+    let mut session = migrator.connect().await?;
+    let mut reported: Option<Instant> = None;
+    loop {
+        let rows = match history::read(&session, &migrator.tables).await {
+            Ok(rows) => rows.unwrap_or_default(),
+            Err(Error::ConnectionLost(reason)) => {
+                tracing::warn!("connection lost ({reason}); reconnecting");
+                session = migrator.connect().await?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let plan = plan::plan_up(&graph, &rows, None, options);
+        migrator::conflicts(&plan)?;
+        if plan.pending.is_empty() {
+            session.close().await;
+            plan.warnings.iter().for_each(|w| tracing::warn!("{w}"));
+            println!("at head: database at {}", report::standing(&graph, &rows));
+            return Ok(());
         }
-        text.push_str(&format!("{} (unknown to these files)", unknown.join(", ")));
+        let pending = format!(
+            "{} pending ({})",
+            plural(plan.pending.len(), "migration"),
+            revisions(&graph, &plan.pending[..plan.pending.len().min(5)])
+                + if plan.pending.len() > 5 { ", ..." } else { "" }
+        );
+        if !args.wait {
+            session.close().await;
+            println!("{pending}");
+            return Err(Error::Pending(format!(
+                "not at head: {pending}; run `schemagate up`"
+            )));
+        }
+        if Instant::now() >= deadline {
+            session.close().await;
+            return Err(Error::Pending(format!(
+                "still not at head after {}: {pending}",
+                humantime::format_duration(args.timeout)
+            )));
+        }
+        if reported.is_none_or(|at| at.elapsed() >= CHECK_REPORT_EVERY) {
+            tracing::info!(
+                "waiting for the database to reach head (up to {}): {pending}",
+                humantime::format_duration(deadline.saturating_duration_since(Instant::now()))
+            );
+            reported = Some(Instant::now());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(CHECK_EVERY.min(deadline.saturating_duration_since(Instant::now()))) => {}
+            signal = ctx.interrupt.wait() => return Err(Error::Interrupted(signal)),
+        }
     }
-    if at_head {
-        text.push_str(if tips.len() == 1 {
-            " (head)"
-        } else {
-            " (heads)"
-        });
-    }
-    text
 }
 
 /// `resolve`: settle a dirty `transaction:false` migration after a person checked it.
 async fn resolve(ctx: &Context<'_>, args: &ResolveArgs) -> Result<()> {
-    let connection = config::connection(ctx.global, ctx.env)?;
-    let tables = Tables::new(&ctx.global.schema);
-    let key = ctx.global.lock_key.unwrap_or_else(|| tables.lock_key());
-    let mut budget = wait::Budget::new(ctx.global.wait_timeout);
-    let session = wait::connect(&connection, &mut budget, ctx.interrupt).await?;
-    lock::acquire(
-        &session,
-        &connection,
-        key,
-        ctx.global.lock_timeout,
-        ctx.interrupt,
-    )
-    .await?;
-    let rows = history::read(&session, &tables).await?.unwrap_or_default();
-    let row = rows.iter().find(|r| r.revision == args.revision);
-    let status = match row {
-        Some(r) if r.status != RowStatus::Applied => r.status,
-        Some(_) => {
-            return Err(Error::Usage(format!(
-                "revision {} is applied, not dirty: nothing to resolve",
-                args.revision
-            )));
-        }
-        None => {
-            return Err(Error::Usage(format!(
-                "revision {} has no history row: nothing to resolve",
-                args.revision
-            )));
-        }
-    };
-    let (sql, outcome) = if args.applied {
-        (
-            history::set_status(&tables, &args.revision, RowStatus::Applied, "execution_ms"),
-            "applied",
-        )
+    let graph = load(ctx)?;
+    let mut migrator = Migrator::new(ctx, &graph, Options::default())?;
+    let tables = migrator.tables.clone();
+    let revision = args.revision.as_str();
+    let outcome = if args.applied {
+        "applied"
     } else {
-        (history::delete_row(&tables, &args.revision), "rolled-back")
+        "rolled-back"
     };
-    let detail = format!("was {}", status.as_str());
-    session
-        .execute(&format!(
-            "BEGIN;\n{sql}{}COMMIT;",
-            history::event(&tables, "resolve", &args.revision, outcome, Some(&detail))
-        ))
+    migrator
+        .with_lock(async |session, rows| {
+            let status = match rows.iter().find(|r| r.revision == revision) {
+                Some(r) if r.status != RowStatus::Applied => r.status,
+                Some(_) => {
+                    return Err(Error::Usage(format!(
+                        "revision {revision} is applied, not dirty: nothing to resolve"
+                    )));
+                }
+                None => {
+                    return Err(Error::Usage(format!(
+                        "revision {revision} has no history row: nothing to resolve"
+                    )));
+                }
+            };
+            let row = if args.applied {
+                history::set_status(&tables, revision, RowStatus::Applied)
+            } else {
+                history::delete_row(&tables, revision)
+            };
+            let detail = format!("was {}", status.as_str());
+            let event = history::event(&tables, "resolve", revision, outcome, Some(&detail));
+            session
+                .execute(&format!("BEGIN;\n{row}{event}COMMIT;"))
+                .await
+        })
         .await?;
-    lock::release(&session, key).await?;
-    session.close().await;
-    tracing::info!("resolved {} as {outcome}", args.revision);
+    tracing::info!("resolved {revision} as {outcome}");
     Ok(())
 }

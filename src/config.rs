@@ -95,9 +95,62 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Apply every pending migration (Alembic: upgrade head).
-    #[command(after_help = "Example: schemagate up --wait-timeout 2m")]
+    /// Apply pending migrations: every head, up to a revision, or the next N (Alembic: upgrade).
+    #[command(
+        visible_alias = "upgrade",
+        after_help = "Examples:\n  schemagate up                     every head (the container job)\n  schemagate up +1                  the next migration only\n  schemagate up 20251215093000      up to that revision (a unique prefix is enough)\n  schemagate up --dry-run           say what would run\n  schemagate up --sql > deploy.sql  the SQL that would run, for review\n  schemagate up base:head --sql     the same with no database (offline)\n  schemagate up --exec -- uvicorn main:app   migrate, then become the app"
+    )]
     Up(UpArgs),
+    /// Revert migrations: -N, back to a revision, or base (Alembic: downgrade).
+    #[command(
+        visible_alias = "downgrade",
+        after_help = "Examples:\n  schemagate down -1                the last migration\n  schemagate down 20251215093000    back to that revision (it stays applied)\n  schemagate down base              everything\n  schemagate down 20251215093000:base --sql   offline SQL for review\n\nRefuses up front, reverting nothing, if a migration on the way has no `-- migrate:down` section."
+    )]
+    Down(DownArgs),
+    /// Revert the last migration and apply it again (test a down section).
+    #[command(after_help = "Example: schemagate redo")]
+    Redo(ReconcileArgs),
+    /// Revert every migration, then apply every migration (development only).
+    #[command(after_help = "Example: schemagate reset --yes")]
+    Reset(ResetArgs),
+    /// Each migration and its state: applied, pending, changed, dirty or unknown.
+    #[command(
+        after_help = "Examples:\n  schemagate status\n  schemagate status --format json | jq '.counts'"
+    )]
+    Status(StatusArgs),
+    /// The database's current revision(s) (Alembic: current).
+    #[command(after_help = "Example: schemagate current -v")]
+    Current(VerboseArgs),
+    /// The revision graph, newest first, with heads, branch and merge points (Alembic: history).
+    #[command(
+        visible_alias = "log",
+        after_help = "Examples:\n  schemagate history        with each migration's state when a database is configured\n  schemagate history -v     with files, parents and when each was applied\n  schemagate history --offline"
+    )]
+    History(HistoryArgs),
+    /// The heads of the files' graph: migrations nothing revises yet (Alembic: heads).
+    #[command(after_help = "Example: schemagate heads -v")]
+    Heads(VerboseArgs),
+    /// Write a new, empty migration file revising the current head (Alembic: revision -m).
+    #[command(
+        visible_alias = "revision",
+        after_help = "Examples:\n  schemagate new \"add phone to users\"\n  schemagate new -m \"add phone to users\"   (Alembic's spelling)\n\nWrites migrations/<UTC timestamp>_add_phone_to_users.sql with `-- migrate:revises <head>`.\nRefuses when the files have several heads: run `schemagate merge` first."
+    )]
+    New(NewArgs),
+    /// Write a migration that joins several heads into one (Alembic: merge).
+    #[command(
+        after_help = "Examples:\n  schemagate merge \"merge heads\"              every head\n  schemagate merge \"merge heads\" 2025121 2025122   the heads named"
+    )]
+    Merge(MergeArgs),
+    /// Record revisions as applied without running their SQL (Alembic: stamp).
+    #[command(
+        after_help = "Examples:\n  schemagate stamp 20251201090000   baseline a database that already has this schema\n  schemagate stamp head             everything is already there\n  schemagate stamp base             forget every revision (runs no SQL)"
+    )]
+    Stamp(StampArgs),
+    /// Exit 0 when the database is at head, 9 when migrations are pending (Alembic: check).
+    #[command(
+        after_help = "Examples:\n  schemagate check                  in CI: fail when a deploy forgot to migrate\n  schemagate check --wait --timeout 10m   an app's init container while a Job migrates"
+    )]
+    Check(CheckArgs),
     /// Validate the migration files without touching the database.
     #[command(after_help = "Example: schemagate validate --strict")]
     Validate {
@@ -105,19 +158,17 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
     },
-    /// Wait until the database accepts connections, then exit 0.
-    #[command(after_help = "Example: schemagate wait --wait-timeout 30s")]
-    Wait,
     /// Clear a dirty transaction:false migration after checking the database by hand.
     #[command(after_help = "Example: schemagate resolve 20251215093000 --applied")]
     Resolve(ResolveArgs),
+    /// Wait until the database accepts connections, then exit 0.
+    #[command(after_help = "Example: schemagate wait --wait-timeout 30s")]
+    Wait,
 }
 
+/// How an edited or unknown migration is treated (PRODUCT.md section 3, reconcile).
 #[derive(Debug, Clone, Args)]
-pub struct UpArgs {
-    /// Run every pending migration in one transaction: all or nothing.
-    #[arg(long)]
-    pub single_transaction: bool,
+pub struct ReconcileArgs {
     /// Go on when an applied migration's file was edited (checksum differs).
     #[arg(long)]
     pub allow_changed: bool,
@@ -130,14 +181,148 @@ pub struct UpArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Every head when omitted; head(s), a revision (or unique prefix), +N; FROM:TO with --sql.
+    #[arg(value_name = "TARGET", allow_negative_numbers = true)]
+    pub target: Option<String>,
+    /// Print the SQL instead of running it (with a FROM:TO target, no database is needed).
+    #[arg(long, conflicts_with_all = ["dry_run", "exec"])]
+    pub sql: bool,
+    /// Say what would be applied, without applying it.
+    #[arg(long, conflicts_with = "exec")]
+    pub dry_run: bool,
+    /// Run every pending migration in one transaction: all or nothing.
+    #[arg(long)]
+    pub single_transaction: bool,
+    #[command(flatten)]
+    pub reconcile: ReconcileArgs,
+    /// After a successful run, replace this process with the command after `--`.
+    #[arg(long, requires = "command")]
+    pub exec: bool,
+    /// The command for --exec, with its arguments.
+    #[arg(last = true, value_name = "CMD", requires = "exec")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DownArgs {
+    /// -N, a revision (or unique prefix) to go back to, or base; FROM:TO with --sql.
+    #[arg(value_name = "TARGET", allow_hyphen_values = true)]
+    pub target: String,
+    /// Print the SQL instead of running it (with a FROM:TO target, no database is needed).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub sql: bool,
+    /// Say what would be reverted, without reverting it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Go on when a migration's file was edited after it was applied.
+    #[arg(long)]
+    pub allow_changed: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ResetArgs {
+    /// Yes, revert every migration (losing what their tables hold) and apply them again.
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub reconcile: ReconcileArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerboseArgs {
+    /// More detail: files, parents, when and by whom.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub verbose: VerboseArgs,
+    /// Do not read the database, even when one is configured.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NewArgs {
+    /// What the migration does; becomes the file name's slug.
+    #[arg(required_unless_present = "message_flag")]
+    pub message: Option<String>,
+    /// The message, as Alembic's `revision -m` spells it.
+    #[arg(
+        short = 'm',
+        long = "message",
+        id = "message_flag",
+        conflicts_with = "message"
+    )]
+    pub message_flag: Option<String>,
+    /// The revision id [default: the current UTC time, YYYYMMDDHHMMSS].
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// The parent revision [default: the single head].
+    #[arg(long)]
+    pub revises: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// What the merge is; becomes the file name's slug.
+    pub message: String,
+    /// The revisions to join [default: every head].
+    #[arg(value_name = "REVISION")]
+    pub revisions: Vec<String>,
+    /// The merge migration's revision id [default: the current UTC time].
+    #[arg(long)]
+    pub revision: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StampArgs {
+    /// head, base, or revision(s): they and their ancestors become the history.
+    #[arg(value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
+    /// Also delete history rows of revisions no file has.
+    #[arg(long)]
+    pub purge: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Block until the database is at head (for an app's init container).
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits for the database to reach head.
+    #[arg(long, env = "SCHEMAGATE_CHECK_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Fail when the database has migrations these files do not know.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Clone, Args)]
 #[command(group(clap::ArgGroup::new("outcome").required(true).args(["applied", "rolled_back"])))]
 pub struct ResolveArgs {
     /// The dirty revision.
     pub revision: String,
-    /// Its changes are complete: mark it applied.
+    /// Its changes are in the database: mark it applied.
     #[arg(long)]
     pub applied: bool,
-    /// Its changes are not there: forget it, so `up` runs it again.
+    /// Its changes are not in the database: forget it, so `up` runs it again.
     #[arg(long)]
     pub rolled_back: bool,
 }
@@ -222,6 +407,16 @@ impl Connection {
 /// Where configuration values come from; a trait object so tests can supply a fake environment.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// Whether any database is named at all: a URL, a URL file, or libpq's PGHOST, PGUSER or
+/// PGDATABASE. Commands that can work without one (`history`) then stay offline.
+pub fn is_configured(global: &Global, env: Env<'_>) -> bool {
+    global.database_url.is_some()
+        || global.database_url_file.is_some()
+        || ["PGHOST", "PGUSER", "PGDATABASE"]
+            .iter()
+            .any(|name| env(name).is_some_and(|v| !v.is_empty()))
+}
+
 /// Resolves the connection from the flags and the environment.
 pub fn connection(global: &Global, env: Env<'_>) -> Result<Connection> {
     let url = match (&global.database_url, &global.database_url_file) {
@@ -268,7 +463,7 @@ pub fn connection(global: &Global, env: Env<'_>) -> Result<Connection> {
         }
         Some(url) => parse_url(url)?,
         None => {
-            if pg("PGHOST").is_none() && pg("PGDATABASE").is_none() && pg("PGUSER").is_none() {
+            if !is_configured(global, env) {
                 return Err(Error::Usage(
                     "no database configured: set DATABASE_URL (postgres://user:password@host:5432/db), \
                      DATABASE_URL_FILE, --database-url, or libpq's PGHOST/PGUSER/PGDATABASE"

@@ -40,6 +40,8 @@ pub struct MigrationFailure {
     pub sqlstate: String,
     pub message: String,
     pub hint: Option<String>,
+    /// The down section failed (`down`, `redo`, `reset`).
+    pub reverting: bool,
 }
 
 /// The signal that interrupted a run.
@@ -75,6 +77,10 @@ pub enum Error {
     #[error("{}", .0.join("\n"))]
     Conflict(Vec<String>),
 
+    /// `check`: the database is not at head.
+    #[error("{0}")]
+    Pending(String),
+
     /// The connection dropped mid-run; `up` reconnects and re-plans on this one.
     #[error("connection to the database lost: {0}")]
     ConnectionLost(String),
@@ -104,8 +110,16 @@ fn failure_message(f: &MigrationFailure) -> String {
         None => f.file.clone(),
     };
     let mut text = format!(
-        "migration {} failed and was rolled back: {} (SQLSTATE {}) at {}",
-        f.revision, f.message, f.sqlstate, place
+        "{} {} failed and was rolled back: {} (SQLSTATE {}) at {}",
+        if f.reverting {
+            "reverting migration"
+        } else {
+            "migration"
+        },
+        f.revision,
+        f.message,
+        f.sqlstate,
+        place
     );
     if let Some(hint) = &f.hint {
         text.push_str("\nhint: ");
@@ -126,6 +140,7 @@ impl Error {
             Error::LockTimeout { .. } => 6,
             Error::MigrationFailed(_) => 7,
             Error::Conflict(_) => 8,
+            Error::Pending(_) => 9,
             Error::Interrupted(Signal::Interrupt) => 130,
             Error::Interrupted(Signal::Terminate) => 143,
         }
@@ -147,6 +162,7 @@ mod tests {
             sqlstate: "42P01".into(),
             message: "relation does not exist".into(),
             hint: None,
+            reverting: false,
         };
         let cases = [
             (Error::Internal("x".into()), 1),
@@ -171,6 +187,7 @@ mod tests {
             ),
             (Error::MigrationFailed(Box::new(failure)), 7),
             (Error::Conflict(vec![]), 8),
+            (Error::Pending("x".into()), 9),
             (Error::Interrupted(Signal::Interrupt), 130),
             (Error::Interrupted(Signal::Terminate), 143),
         ];
@@ -188,6 +205,7 @@ mod tests {
             sqlstate: "42P01".into(),
             message: "relation \"nope\" does not exist".into(),
             hint: Some("check the table name".into()),
+            reverting: false,
         }));
         let text = error.to_string();
         assert!(text.contains("20250101000000"), "{text}");

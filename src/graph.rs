@@ -223,7 +223,7 @@ pub(crate) mod tests {
         Graph::build(specs.iter().map(|(r, p)| migration(r, *p)).collect()).expect("valid graph")
     }
 
-    fn revisions(g: &Graph, nodes: &[usize]) -> Vec<String> {
+    pub(crate) fn revisions(g: &Graph, nodes: &[usize]) -> Vec<String> {
         nodes
             .iter()
             .map(|&n| g.migration(n).revision.clone())

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::db::Session;
 use crate::error::{Error, Result};
 use crate::migration::Migration;
-use crate::plan::{AppliedRow, RowStatus};
+use crate::plan::{AppliedRow, Recorded, RowStatus};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -49,10 +49,29 @@ pub fn quote_literal(text: &str) -> String {
     format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-/// The history rows, or `None` when the table does not exist yet (a fresh database).
+/// The history rows, or `None` when the table does not exist yet (a fresh database). Only
+/// what planning needs: a no-op run at 10 000 migrations reads little.
 pub async fn read(session: &Session, tables: &Tables) -> Result<Option<Vec<AppliedRow>>> {
+    read_rows(session, tables, "''::text, ''::text, 0::bigint, ''::text").await
+}
+
+/// The history rows with when, how and by whom each was recorded (`status`, `history`).
+pub async fn read_recorded(session: &Session, tables: &Tables) -> Result<Option<Vec<AppliedRow>>> {
+    read_rows(
+        session,
+        tables,
+        "to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), method, execution_ms, applied_by",
+    )
+    .await
+}
+
+async fn read_rows(
+    session: &Session,
+    tables: &Tables,
+    recorded: &str,
+) -> Result<Option<Vec<AppliedRow>>> {
     let sql = format!(
-        "SELECT revision, checksum, status FROM {} ORDER BY applied_at, revision",
+        "SELECT revision, checksum, status, {recorded} FROM {} ORDER BY applied_at, revision",
         tables.history
     );
     match session.client.simple_query(&sql).await {
@@ -75,6 +94,12 @@ pub async fn read(session: &Session, tables: &Tables) -> Result<Option<Vec<Appli
                     revision: text(0),
                     checksum: text(1),
                     status,
+                    recorded: Recorded {
+                        applied_at: text(3),
+                        method: text(4),
+                        execution_ms: text(5).parse().unwrap_or_default(),
+                        applied_by: text(6),
+                    },
                 });
             }
             Ok(Some(rows))
@@ -90,34 +115,20 @@ pub async fn read(session: &Session, tables: &Tables) -> Result<Option<Vec<Appli
     }
 }
 
-/// Creates the schema and tables if missing, in their own transaction. Called only by the
-/// runner that holds the lock, so `IF NOT EXISTS` never races.
-pub async fn ensure_tables(session: &Session, tables: &Tables) -> Result<()> {
-    let check = format!(
-        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = {schema}), \
-         to_regclass({history}) IS NOT NULL AND to_regclass({events}) IS NOT NULL",
-        schema = quote_literal(&tables.schema),
-        history = quote_literal(&tables.history),
-        events = quote_literal(&tables.events),
-    );
-    let rows = session.rows(&check).await?;
-    let exists = |i: usize| {
-        rows.first()
-            .and_then(|r| r.get(i).cloned().flatten())
-            .is_some_and(|v| v == "t")
-    };
-    if exists(1) {
-        return Ok(());
-    }
-    let mut sql = String::from("BEGIN;\n");
-    if !exists(0) {
-        sql.push_str(&format!(
+/// Both tables (and the schema, when `with_schema`), idempotently, in their own
+/// transaction: what the runner sends on first use and what `--sql` prints first.
+pub fn create_tables(tables: &Tables, with_schema: bool) -> String {
+    let schema = if with_schema {
+        format!(
             "CREATE SCHEMA IF NOT EXISTS {};\n",
             quote_ident(&tables.schema)
-        ));
-    }
-    sql.push_str(&format!(
-        "CREATE TABLE IF NOT EXISTS {history} (
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "BEGIN;
+{schema}CREATE TABLE IF NOT EXISTS {history} (
     revision text PRIMARY KEY,
     description text NOT NULL,
     checksum text NOT NULL,
@@ -138,11 +149,35 @@ CREATE TABLE IF NOT EXISTS {events} (
     actor text NOT NULL,
     runner_version text NOT NULL
 );
-COMMIT;",
+COMMIT;
+",
         history = tables.history,
         events = tables.events,
-    ));
-    let created = session.execute(&sql).await;
+    )
+}
+
+/// Creates the schema and tables if missing. Called only by the runner that holds the
+/// lock, so `IF NOT EXISTS` never races. PostgreSQL checks the CREATE privilege before
+/// `IF NOT EXISTS`, so existing objects are looked up first: a role without CREATE keeps
+/// working once they exist.
+pub async fn ensure_tables(session: &Session, tables: &Tables) -> Result<()> {
+    let check = format!(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = {schema}), \
+         to_regclass({history}) IS NOT NULL AND to_regclass({events}) IS NOT NULL",
+        schema = quote_literal(&tables.schema),
+        history = quote_literal(&tables.history),
+        events = quote_literal(&tables.events),
+    );
+    let rows = session.rows(&check).await?;
+    let exists = |i: usize| {
+        rows.first()
+            .and_then(|r| r.get(i).cloned().flatten())
+            .is_some_and(|v| v == "t")
+    };
+    if exists(1) {
+        return Ok(());
+    }
+    let created = session.execute(&create_tables(tables, !exists(0))).await;
     if let Err(Error::Database(_)) = &created {
         session.execute("ROLLBACK").await?;
     }
@@ -190,16 +225,22 @@ pub fn insert_row(
 }
 
 /// `UPDATE` of a history row's status.
-pub fn set_status(
-    tables: &Tables,
-    revision: &str,
-    status: RowStatus,
-    execution_ms: &str,
-) -> String {
+pub fn set_status(tables: &Tables, revision: &str, status: RowStatus) -> String {
     format!(
-        "UPDATE {} SET status = '{}', execution_ms = {execution_ms}, applied_at = now() WHERE revision = {};\n",
+        "UPDATE {} SET status = '{}' WHERE revision = {};\n",
         tables.history,
         status.as_str(),
+        quote_literal(revision),
+    )
+}
+
+/// A `transaction:false` migration finished: `applied`, timed from its `running` row.
+pub fn finish_row(tables: &Tables, revision: &str) -> String {
+    format!(
+        "UPDATE {} SET status = 'applied', \
+         execution_ms = (extract(epoch FROM clock_timestamp() - applied_at) * 1000)::bigint \
+         WHERE revision = {};\n",
+        tables.history,
         quote_literal(revision),
     )
 }
@@ -229,10 +270,9 @@ pub fn event(
     )
 }
 
-/// Milliseconds since the current simple query arrived: in a one-batch migration, the
-/// time its statements took.
-pub const ELAPSED_MS: &str =
-    "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::bigint";
+/// Milliseconds since the current transaction began: in a transactional migration, the
+/// time its statements took, whether sent as one batch or by psql one by one.
+pub const ELAPSED_MS: &str = "(extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint";
 
 #[cfg(test)]
 mod tests {

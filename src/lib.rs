@@ -14,10 +14,15 @@ pub mod history;
 pub mod interrupt;
 pub mod lock;
 pub mod migration;
+pub mod migrator;
 pub mod output;
 pub mod plan;
+pub mod report;
+pub mod scaffold;
+pub mod script;
 pub mod source;
 pub mod split;
+pub mod target;
 pub mod tls;
 pub mod wait;
 

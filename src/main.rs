@@ -1,11 +1,13 @@
 //! The command line edge: parse, run, map the one error type to one exit code.
 
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use schemagate::commands::{self, Context};
+use schemagate::commands::{self, Context, Finish};
 use schemagate::config::Cli;
 use schemagate::error::{Error, Signal};
 use schemagate::interrupt::Interrupt;
@@ -15,6 +17,7 @@ use schemagate::output;
 const SIGNAL_GRACE: Duration = Duration::from_millis(1800);
 
 fn main() -> ExitCode {
+    let started = Instant::now();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -32,11 +35,35 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = std::panic::catch_unwind(|| runtime.block_on(run(cli))).unwrap_or(1);
-    ExitCode::from(code as u8)
+    let outcome = std::panic::catch_unwind(|| runtime.block_on(run(cli, started)));
+    // The runtime (its signal handlers, its sockets) goes before an exec.
+    drop(runtime);
+    match outcome {
+        Ok(Ok(Finish::Exit)) => ExitCode::SUCCESS,
+        Ok(Ok(Finish::Exec(command))) => exec(&command),
+        Ok(Err(code)) => ExitCode::from(code as u8),
+        Err(_) => ExitCode::from(1),
+    }
 }
 
-async fn run(cli: Cli) -> i32 {
+/// `up --exec -- CMD ARGS`: becomes CMD, as `exec` in a shell would. Returns only when
+/// CMD cannot be started.
+fn exec(command: &[OsString]) -> ExitCode {
+    let Some((program, args)) = command.split_first() else {
+        tracing::error!("--exec needs a command after `--`");
+        return ExitCode::from(2);
+    };
+    tracing::info!("exec {}", program.to_string_lossy());
+    let error = std::process::Command::new(program).args(args).exec();
+    tracing::error!(
+        "cannot run {}: {error}; --exec needs a program on PATH or a path to one",
+        program.to_string_lossy()
+    );
+    ExitCode::from(2)
+}
+
+/// Runs the command; `Err` is the exit code of a failure, already logged.
+async fn run(cli: Cli, started: Instant) -> Result<Finish, i32> {
     let env = |name: &str| std::env::var(name).ok();
     // Known before logging starts, so no log line can ever show it.
     let secret = schemagate::config::connection(&cli.global, &env)
@@ -47,14 +74,14 @@ async fn run(cli: Cli) -> i32 {
             "error: {}",
             output::redact(&e.to_string(), secret.as_deref())
         );
-        return e.exit_code();
+        return Err(e.exit_code());
     }
     install_panic_hook(secret);
     let interrupt = match Interrupt::install() {
         Ok(interrupt) => interrupt,
         Err(e) => {
             tracing::error!("cannot install signal handlers: {e}");
-            return 1;
+            return Err(1);
         }
     };
     let watchdog = interrupt.clone();
@@ -68,9 +95,10 @@ async fn run(cli: Cli) -> i32 {
         global: &cli.global,
         interrupt: &interrupt,
         env: &env,
+        started,
     };
     match commands::run(&cli.command, &ctx).await {
-        Ok(()) => 0,
+        Ok(finish) => Ok(finish),
         Err(e) => {
             // A signal that arrived mid-way wins over whatever error it caused.
             let e = match interrupt.received() {
@@ -81,9 +109,10 @@ async fn run(cli: Cli) -> i32 {
                 Error::Interrupted(Signal::Interrupt | Signal::Terminate) => {
                     tracing::warn!("{e}: stopped, rolled back and released the lock")
                 }
+                Error::Pending(_) => tracing::warn!("{e}"),
                 _ => tracing::error!("{e}"),
             }
-            e.exit_code()
+            Err(e.exit_code())
         }
     }
 }

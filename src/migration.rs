@@ -259,7 +259,9 @@ pub fn parse(path: &str, file_name: &str, bytes: &[u8]) -> Result<Migration, Vec
     };
     let down = down.map(|(section, _)| section);
 
-    check_section(path, "up", &up, true, &mut problems);
+    // A merge point may have nothing to run, as an Alembic merge has an empty upgrade().
+    let merge_point = revises.as_ref().is_some_and(|parents| parents.len() > 1);
+    check_section(path, "up", &up, !merge_point, &mut problems);
     if let Some(down) = &down {
         check_section(path, "down", down, false, &mut problems);
     }
@@ -602,6 +604,16 @@ mod tests {
         assert!(problems[0].message.contains("names no revision"));
         let problems = parse_err("-- migrate:revises a-b\n-- migrate:up\nSELECT 1;\n");
         assert!(problems[0].message.contains("`a-b` is not a revision id"));
+    }
+
+    #[test]
+    fn only_a_merge_point_may_have_an_empty_up_section() {
+        parse_ok("-- migrate:revises 1, 2\n-- migrate:up\n-- nothing to run\n-- migrate:down\n");
+        let problems = parse_err("-- migrate:revises 1\n-- migrate:up\n\n-- migrate:down\n");
+        assert!(
+            problems[0].message.contains("empty up section"),
+            "{problems:?}"
+        );
     }
 
     #[test]

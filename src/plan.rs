@@ -34,12 +34,25 @@ impl RowStatus {
     }
 }
 
-/// One row of `schemagate_history`, as far as planning cares.
+/// One row of `schemagate_history`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppliedRow {
     pub revision: String,
     pub checksum: String,
     pub status: RowStatus,
+    /// Not used for planning, and only read for the commands that show it.
+    pub recorded: Recorded,
+}
+
+/// When, how and by whom a row was recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
+    pub applied_at: String,
+    /// `applied` or `stamped`.
+    pub method: String,
+    pub execution_ms: i64,
+    pub applied_by: String,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -111,9 +124,18 @@ impl Conflict {
     }
 }
 
+/// One thing to do to the database: apply or revert one migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Up(usize),
+    Down(usize),
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Nodes to apply, in order.
+    /// Per node: whether it is applied before the plan runs (dirty rows are not).
+    pub applied: Vec<bool>,
+    /// Nodes to apply (by `plan_up`) or revert (by `plan_down`), in order.
     pub pending: Vec<usize>,
     /// Problems that stop the run (exit 8).
     pub conflicts: Vec<Conflict>,
@@ -121,18 +143,25 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
-/// Plans `up` towards `targets` (every head when `None`).
-pub fn plan_up(
-    graph: &Graph,
-    applied: &[AppliedRow],
-    targets: Option<&[usize]>,
-    options: Options,
-) -> Plan {
-    let mut plan = Plan::default();
-    let mut is_applied = vec![false; graph.len()];
-    let mut is_dirty = vec![false; graph.len()];
+impl Plan {
+    /// Which nodes are applied once `pending` has been applied (`up`) or reverted (`down`).
+    pub fn goal(&self, reverting: bool) -> Vec<bool> {
+        let mut goal = self.applied.clone();
+        for &n in &self.pending {
+            goal[n] = !reverting;
+        }
+        goal
+    }
+}
 
-    for row in applied {
+/// What the history says, checked against the files: applied and dirty nodes, and the
+/// changed, dirty and unknown rows as conflicts or warnings.
+pub fn reconcile(graph: &Graph, rows: &[AppliedRow], options: Options) -> Plan {
+    let mut plan = Plan {
+        applied: vec![false; graph.len()],
+        ..Plan::default()
+    };
+    for row in rows {
         let node = graph.find(&row.revision);
         if row.status != RowStatus::Applied {
             plan.conflicts.push(Conflict::Dirty {
@@ -140,9 +169,6 @@ pub fn plan_up(
                 status: row.status,
                 path: node.map(|n| graph.migration(n).path.clone()),
             });
-            if let Some(n) = node {
-                is_dirty[n] = true;
-            }
             continue;
         }
         let Some(node) = node else {
@@ -156,7 +182,7 @@ pub fn plan_up(
             }
             continue;
         };
-        is_applied[node] = true;
+        plan.applied[node] = true;
         let migration = graph.migration(node);
         if migration.checksum != row.checksum {
             let conflict = Conflict::Changed {
@@ -170,12 +196,28 @@ pub fn plan_up(
             }
         }
     }
+    plan
+}
+
+/// Plans `up` towards `targets` (every head when `None`).
+pub fn plan_up(
+    graph: &Graph,
+    rows: &[AppliedRow],
+    targets: Option<&[usize]>,
+    options: Options,
+) -> Plan {
+    let mut plan = reconcile(graph, rows, options);
+    let dirty: Vec<usize> = rows
+        .iter()
+        .filter(|r| r.status != RowStatus::Applied)
+        .filter_map(|r| graph.find(&r.revision))
+        .collect();
 
     // For each node, one applied descendant if it has any (reverse topological sweep).
     let mut applied_descendant: Vec<Option<usize>> = vec![None; graph.len()];
     for &node in graph.topological_order().iter().rev() {
         applied_descendant[node] = graph.children(node).iter().find_map(|&c| {
-            if is_applied[c] {
+            if plan.applied[c] {
                 Some(c)
             } else {
                 applied_descendant[c]
@@ -193,7 +235,7 @@ pub fn plan_up(
     };
     let wanted = graph.ancestors_inclusive(targets);
     for &node in graph.topological_order() {
-        if !wanted[node] || is_applied[node] || is_dirty[node] {
+        if !wanted[node] || plan.applied[node] || dirty.contains(&node) {
             continue;
         }
         if let Some(descendant) = applied_descendant[node] {
@@ -214,24 +256,112 @@ pub fn plan_up(
     plan
 }
 
+/// How far `down` goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownTo {
+    /// Revert everything.
+    Base,
+    /// Keep this revision and its ancestors; revert every other applied migration.
+    Revision(usize),
+    /// Revert the last N applied migrations (newest first in the graph's order).
+    Steps(usize),
+}
+
+/// Plans `down`. Refuses up front (an `Err` with the reason) when a step has no down
+/// section or the request cannot be met; state problems are `conflicts` as for `up`.
+pub fn plan_down(
+    graph: &Graph,
+    rows: &[AppliedRow],
+    to: DownTo,
+    options: Options,
+) -> Result<Plan, String> {
+    // Reverting beneath revisions these files do not know would break them.
+    let strict = Options {
+        strict: true,
+        ..options
+    };
+    let mut plan = reconcile(graph, rows, strict);
+    let newest_first = graph
+        .topological_order()
+        .iter()
+        .rev()
+        .copied()
+        .filter(|&n| plan.applied[n]);
+    plan.pending = match to {
+        DownTo::Base => newest_first.collect(),
+        DownTo::Steps(n) => {
+            let applied = plan.applied.iter().filter(|&&a| a).count();
+            if n > applied {
+                return Err(format!(
+                    "cannot go down {n} step{}: only {applied} migration{} applied",
+                    if n == 1 { "" } else { "s" },
+                    if applied == 1 { " is" } else { "s are" },
+                ));
+            }
+            newest_first.take(n).collect()
+        }
+        DownTo::Revision(keep) => {
+            if !plan.applied[keep] {
+                return Err(format!(
+                    "revision {} is not applied, so `down` cannot go back to it: use `up {}` to go forward to it",
+                    graph.migration(keep).revision,
+                    graph.migration(keep).revision
+                ));
+            }
+            let kept = graph.ancestors_inclusive(&[keep]);
+            newest_first.filter(|&n| !kept[n]).collect()
+        }
+    };
+    let irreversible: Vec<String> = plan
+        .pending
+        .iter()
+        .map(|&n| graph.migration(n))
+        .filter(|m| m.down.is_none())
+        .map(|m| format!("{} ({})", m.revision, m.path))
+        .collect();
+    if !irreversible.is_empty() {
+        return Err(format!(
+            "nothing was reverted: {} ha{} no `-- migrate:down` section (irreversible). Add a down \
+             section, or move the history past it without running SQL with `schemagate stamp`",
+            irreversible.join(", "),
+            if irreversible.len() == 1 { "s" } else { "ve" }
+        ));
+    }
+    Ok(plan)
+}
+
+/// The steps that take the database from `applied` to `goal`: reverts first, newest
+/// first, then applies in topological order.
+pub fn converge(graph: &Graph, applied: &[bool], goal: &[bool]) -> Vec<Step> {
+    let order = graph.topological_order();
+    let downs = order
+        .iter()
+        .rev()
+        .filter(|&&n| applied[n] && !goal[n])
+        .map(|&n| Step::Down(n));
+    let ups = order
+        .iter()
+        .filter(|&&n| !applied[n] && goal[n])
+        .map(|&n| Step::Up(n));
+    downs.chain(ups).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::tests::graph;
+    use crate::graph::tests::{graph, revisions as names};
 
     fn row(revision: &str) -> AppliedRow {
         AppliedRow {
             revision: revision.into(),
             checksum: format!("sum-{revision}"),
             status: RowStatus::Applied,
+            recorded: Recorded::default(),
         }
     }
 
     fn pending(g: &Graph, plan: &Plan) -> Vec<String> {
-        plan.pending
-            .iter()
-            .map(|&n| g.migration(n).revision.clone())
-            .collect()
+        names(g, &plan.pending)
     }
 
     const LINE: [(&str, Option<&[&str]>); 3] = [("1", None), ("2", None), ("3", None)];
@@ -253,7 +383,8 @@ mod tests {
             None,
             Options::default(),
         );
-        assert_eq!(plan, Plan::default());
+        assert!(plan.pending.is_empty() && plan.conflicts.is_empty() && plan.warnings.is_empty());
+        assert_eq!(plan.applied, [true, true, true]);
     }
 
     #[test]
@@ -370,5 +501,109 @@ mod tests {
         let applied: Vec<AppliedRow> = (1..=10_000).map(|i| row(&i.to_string())).collect();
         let plan = plan_up(&g, &applied, None, Options::default());
         assert!(plan.pending.is_empty() && plan.conflicts.is_empty());
+    }
+
+    fn reversible(specs: &[(&str, Option<&[&str]>)]) -> Graph {
+        let migrations = specs
+            .iter()
+            .map(|(r, p)| {
+                let mut m = crate::graph::tests::migration(r, *p);
+                m.down = Some(m.up.clone());
+                m
+            })
+            .collect();
+        Graph::build(migrations).expect("valid graph")
+    }
+
+    #[test]
+    fn down_steps_revert_the_newest_first() {
+        let g = reversible(&LINE);
+        let rows = [row("1"), row("2"), row("3")];
+        let plan = plan_down(&g, &rows, DownTo::Steps(2), Options::default()).expect("plan");
+        assert_eq!(names(&g, &plan.pending), ["3", "2"]);
+        assert_eq!(plan.goal(true), [true, false, false]);
+        let err = plan_down(&g, &rows, DownTo::Steps(4), Options::default()).expect_err("too far");
+        assert!(err.contains("only 3 migrations are applied"), "{err}");
+    }
+
+    #[test]
+    fn down_to_a_revision_reverts_what_is_not_its_ancestor() {
+        // 1 -> 2 -> 4, 1 -> 3: down to 2 reverts 4 and the other branch's 3.
+        let g = reversible(&[
+            ("1", None),
+            ("2", Some(&["1"])),
+            ("3", Some(&["1"])),
+            ("4", Some(&["2"])),
+        ]);
+        let rows = [row("1"), row("2"), row("3"), row("4")];
+        let two = g.find("2").expect("2");
+        let plan = plan_down(&g, &rows, DownTo::Revision(two), Options::default()).expect("plan");
+        assert_eq!(names(&g, &plan.pending), ["4", "3"]);
+
+        let plan = plan_down(&g, &rows, DownTo::Base, Options::default()).expect("plan");
+        assert_eq!(names(&g, &plan.pending), ["4", "3", "2", "1"]);
+
+        let err = plan_down(&g, &[row("1")], DownTo::Revision(two), Options::default())
+            .expect_err("not applied");
+        assert!(err.contains("use `up 2`"), "{err}");
+    }
+
+    #[test]
+    fn down_refuses_up_front_when_a_step_is_irreversible() {
+        let mut migrations: Vec<_> = ["1", "2", "3"]
+            .iter()
+            .map(|r| {
+                let mut m = crate::graph::tests::migration(r, None);
+                m.down = Some(m.up.clone());
+                m
+            })
+            .collect();
+        migrations[1].down = None;
+        let g = Graph::build(migrations).expect("graph");
+        let rows = [row("1"), row("2"), row("3")];
+        assert!(plan_down(&g, &rows, DownTo::Steps(1), Options::default()).is_ok());
+        let err =
+            plan_down(&g, &rows, DownTo::Base, Options::default()).expect_err("2 has no down");
+        assert!(err.contains("2 (m/2_test.sql)"), "{err}");
+        assert!(err.contains("nothing was reverted"), "{err}");
+    }
+
+    #[test]
+    fn down_beneath_unknown_revisions_is_a_conflict() {
+        let g = reversible(&LINE);
+        let plan = plan_down(
+            &g,
+            &[row("1"), row("2"), row("3"), row("9")],
+            DownTo::Steps(1),
+            Options::default(),
+        )
+        .expect("plan");
+        assert!(matches!(&plan.conflicts[..], [Conflict::Unknown { revision }] if revision == "9"));
+    }
+
+    #[test]
+    fn converge_reverts_newest_first_then_applies_in_order() {
+        // 1 -> 2 and 1 -> 3 -> 4 (4 revises 3, the file before it).
+        let g = graph(&[
+            ("1", None),
+            ("2", Some(&["1"])),
+            ("3", Some(&["1"])),
+            ("4", None),
+        ]);
+        let steps = converge(&g, &[true, true, false, false], &[true, false, true, true]);
+        let one = |r: &str| g.find(r).expect("node");
+        assert_eq!(
+            steps,
+            [Step::Down(one("2")), Step::Up(one("3")), Step::Up(one("4"))]
+        );
+        assert!(converge(&g, &[true, false, true, true], &[true, false, true, true]).is_empty());
+    }
+
+    #[test]
+    fn the_goal_of_an_up_plan_is_the_applied_set_plus_pending() {
+        let g = graph(&LINE);
+        let plan = plan_up(&g, &[row("1")], None, Options::default());
+        assert_eq!(plan.goal(false), [true, true, true]);
+        assert_eq!(converge(&g, &plan.applied, &plan.goal(false)).len(), 2);
     }
 }

@@ -190,7 +190,9 @@ fn validate_reports_heads_and_strict_rejects_several() {
         .expect(0)
         .stdout_has("3 migrations, 2 heads (2, 3)");
     run.arg("--strict");
-    run.run().expect(3).stderr_has("merge migration");
+    run.run()
+        .expect(3)
+        .stderr_has("one of 2 heads (2, 3): join them with `schemagate merge");
 
     folder.write(
         "4_merge.sql",

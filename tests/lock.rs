@@ -87,7 +87,7 @@ fn with_nothing_to_do_a_held_lock_does_not_block() {
         &["up", "--lock-key", "4243", "--lock-timeout", "30s"],
     )
     .run();
-    outcome.expect(0).stderr_has("nothing to apply");
+    outcome.expect(0).stderr_has("nothing to do");
     assert!(
         outcome.elapsed < Duration::from_secs(3),
         "{:?}",

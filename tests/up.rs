@@ -53,7 +53,7 @@ fn applies_the_example_folder_and_then_has_nothing_to_do() {
     let again = run.run();
     again
         .expect(0)
-        .stderr_has("nothing to apply; database at 20251210080000 (head)");
+        .stderr_has("nothing to do; database at 20251210080000 (head)");
     assert_eq!(
         psql(
             &db,

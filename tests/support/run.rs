@@ -169,6 +169,35 @@ impl Folder {
         folder
     }
 
+    /// A copy of the repository's example `migrations/` folder.
+    pub fn example() -> Folder {
+        let folder = Folder::new();
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        for entry in fs::read_dir(&example).expect("read migrations/") {
+            let path = entry.expect("entry").path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("utf-8 name");
+            folder.write(name, &fs::read_to_string(&path).expect("read migration"));
+        }
+        folder
+    }
+
+    /// The file names in the folder, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.path)
+            .expect("read folder")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.path.join(name)).expect("read migration")
+    }
+
     pub fn write(&self, name: &str, content: &str) -> &Folder {
         fs::write(self.path.join(name), content).expect("write migration");
         self

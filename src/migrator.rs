@@ -1,0 +1,359 @@
+//! The commands that change the database (`up`, `down`, `redo`, `reset`, `stamp`,
+//! `resolve`) share one run: wait for the server, look, lock, reconcile, act, release.
+//!
+//! A command decides, from the history it reads under the lock, a list of *goals*: the
+//! set of applied migrations it wants, in turn (`redo` is "without the last one", then
+//! "as before"). Relative requests such as `+1` or `-2` are thus fixed once, under the
+//! lock. The runner then converges to each goal one step at a time. If the connection is
+//! lost, it reconnects within what is left of the wait budget, takes the lock again, reads
+//! the history again and converges from there to the same goal: a step whose commit raced
+//! the disconnect is neither lost nor repeated.
+
+use std::time::Duration;
+
+use crate::commands::Context;
+use crate::config::{self, Connection};
+use crate::db::Session;
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::history::{self, Tables};
+use crate::plan::{self, AppliedRow, Options, Step};
+use crate::report;
+use crate::{apply, lock, wait};
+
+/// What a command wants, decided from the history.
+pub struct Decision {
+    /// Applied sets (indexed by node) to reach in turn.
+    pub goals: Vec<Vec<bool>>,
+    /// Let through by an option or by default; logged once.
+    pub warnings: Vec<String>,
+}
+
+/// Counts of a finished run, for its summary line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    pub applied: usize,
+    pub reverted: usize,
+}
+
+pub struct Migrator<'a> {
+    ctx: &'a Context<'a>,
+    pub connection: Connection,
+    pub graph: &'a Graph,
+    pub tables: Tables,
+    pub key: i64,
+    /// Reconciling after a reconnection uses these, as the command's decision did.
+    pub options: Options,
+    /// Apply every up step of a goal in one transaction.
+    pub single_transaction: bool,
+    budget: wait::Budget,
+}
+
+impl<'a> Migrator<'a> {
+    pub fn new(ctx: &'a Context<'a>, graph: &'a Graph, options: Options) -> Result<Self> {
+        let tables = Tables::new(&ctx.global.schema);
+        Ok(Migrator {
+            ctx,
+            connection: config::connection(ctx.global, ctx.env)?,
+            graph,
+            key: ctx.global.lock_key.unwrap_or_else(|| tables.lock_key()),
+            tables,
+            options,
+            single_transaction: false,
+            budget: wait::Budget::new(ctx.global.wait_timeout),
+        })
+    }
+
+    /// Connects within what is left of the wait budget.
+    pub async fn connect(&mut self) -> Result<Session> {
+        wait::connect(&self.connection, &mut self.budget, self.ctx.interrupt).await
+    }
+
+    /// Reads the history without the lock (empty for a fresh database), with when, how
+    /// and by whom each row was recorded if `recorded`.
+    pub async fn read_history(&mut self, recorded: bool) -> Result<Vec<AppliedRow>> {
+        loop {
+            let session = self.connect().await?;
+            let rows = if recorded {
+                history::read_recorded(&session, &self.tables).await
+            } else {
+                history::read(&session, &self.tables).await
+            };
+            match rows {
+                Err(Error::ConnectionLost(reason)) => self.reconnecting(&reason),
+                other => {
+                    session.close().await;
+                    return other.map(Option::unwrap_or_default);
+                }
+            }
+        }
+    }
+
+    /// Decides and converges. With `look_first`, the history is first read without the
+    /// lock, and a run with nothing to do ends there: fifty pods starting at once never
+    /// queue behind each other.
+    pub async fn converge(
+        &mut self,
+        look_first: bool,
+        decide: impl Fn(&Graph, &[AppliedRow]) -> Result<Decision>,
+    ) -> Result<Tally> {
+        let mut run = Run {
+            goals: None,
+            phase: 0,
+            tally: Tally::default(),
+        };
+        let mut look = look_first;
+        loop {
+            let session = self.connect().await?;
+            let outcome = self.converge_once(&session, look, &decide, &mut run).await;
+            look = false;
+            match outcome {
+                Err(Error::ConnectionLost(reason)) => self.reconnecting(&reason),
+                other => {
+                    session.close().await;
+                    return other.map(|()| run.tally);
+                }
+            }
+        }
+    }
+
+    async fn converge_once(
+        &self,
+        session: &Session,
+        look: bool,
+        decide: &impl Fn(&Graph, &[AppliedRow]) -> Result<Decision>,
+        run: &mut Run,
+    ) -> Result<()> {
+        if look {
+            let rows = history::read(session, &self.tables)
+                .await?
+                .unwrap_or_default();
+            // A conflict or an impossible request is confirmed under the lock.
+            if let Ok(decision) = decide(self.graph, &rows) {
+                let mut applied = plan::reconcile(self.graph, &rows, self.options).applied;
+                if decision.goals.iter().all(|goal| {
+                    let nothing = plan::converge(self.graph, &applied, goal).is_empty();
+                    applied.clone_from(goal);
+                    nothing
+                }) {
+                    decision.warnings.iter().for_each(|w| tracing::warn!("{w}"));
+                    self.summary(&rows, run.tally);
+                    return Ok(());
+                }
+            }
+        }
+        self.lock(session).await?;
+        let outcome = self.converge_locked(session, decide, run).await;
+        if outcome.is_ok() {
+            // On an error the connection is closed right after, which frees the lock; an
+            // unlock there could only fail inside an aborted transaction and hide the cause.
+            lock::release(session, self.key).await?;
+        }
+        outcome
+    }
+
+    async fn converge_locked(
+        &self,
+        session: &Session,
+        decide: &impl Fn(&Graph, &[AppliedRow]) -> Result<Decision>,
+        run: &mut Run,
+    ) -> Result<()> {
+        let interrupt = self.ctx.interrupt;
+        history::ensure_tables(session, &self.tables).await?;
+        let rows = history::read(session, &self.tables)
+            .await?
+            .unwrap_or_default();
+        let state = plan::reconcile(self.graph, &rows, self.options);
+        let goals = match &run.goals {
+            Some(goals) => {
+                // Reconnected: an interrupted transaction:false step is dirty now.
+                conflicts(&state)?;
+                goals.clone()
+            }
+            None => {
+                let decision = decide(self.graph, &rows)?;
+                decision.warnings.iter().for_each(|w| tracing::warn!("{w}"));
+                run.goals = Some(decision.goals.clone());
+                decision.goals
+            }
+        };
+        let mut applied = state.applied;
+        while let Some(goal) = goals.get(run.phase) {
+            let steps = plan::converge(self.graph, &applied, goal);
+            if self.single_transaction && steps.iter().all(|s| matches!(s, Step::Up(_))) {
+                self.all_or_nothing(session, &steps, &mut run.tally).await?;
+            } else {
+                for step in steps {
+                    interrupt.check()?;
+                    self.step(session, step, &mut run.tally).await?;
+                }
+            }
+            applied.clone_from(goal);
+            run.phase += 1;
+        }
+        let rows = history::read(session, &self.tables)
+            .await?
+            .unwrap_or_default();
+        self.summary(&rows, run.tally);
+        Ok(())
+    }
+
+    async fn step(&self, session: &Session, step: Step, tally: &mut Tally) -> Result<()> {
+        let (Step::Up(node) | Step::Down(node)) = step;
+        let m = self.graph.migration(node);
+        tracing::debug!("{} {} {}", verb(step), m.revision, m.description);
+        let took = apply::step(session, &self.tables, m, step, self.ctx.interrupt).await?;
+        match step {
+            Step::Up(_) => tally.applied += 1,
+            Step::Down(_) => tally.reverted += 1,
+        }
+        tracing::info!(
+            took_ms = took.as_millis() as u64,
+            "{} {} {}",
+            verb(step),
+            m.revision,
+            m.description
+        );
+        Ok(())
+    }
+
+    async fn all_or_nothing(
+        &self,
+        session: &Session,
+        steps: &[Step],
+        tally: &mut Tally,
+    ) -> Result<()> {
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let migrations: Vec<_> = steps
+            .iter()
+            .map(|&(Step::Up(n) | Step::Down(n))| self.graph.migration(n))
+            .collect();
+        if let Some(m) = migrations.iter().find(|m| !m.up.transactional) {
+            return Err(Error::Usage(format!(
+                "--single-transaction cannot include {} ({}), which is transaction:false: run without --single-transaction",
+                m.revision, m.path
+            )));
+        }
+        self.ctx.interrupt.check()?;
+        tracing::info!(
+            "applying {} migrations in one transaction",
+            migrations.len()
+        );
+        let took =
+            apply::in_one_transaction(session, &self.tables, &migrations, self.ctx.interrupt)
+                .await?;
+        tally.applied += migrations.len();
+        tracing::info!(
+            took_ms = took.as_millis() as u64,
+            "committed {} migrations",
+            migrations.len()
+        );
+        Ok(())
+    }
+
+    /// Runs `work` on a locked session with the current history (the state tables
+    /// exist), and releases the lock. A lost connection is retried within the wait
+    /// budget, so `work` must decide from the history it is given.
+    pub async fn with_lock<T>(
+        &mut self,
+        work: impl AsyncFn(&Session, Vec<AppliedRow>) -> Result<T>,
+    ) -> Result<T> {
+        loop {
+            let session = self.connect().await?;
+            let outcome = async {
+                self.lock(&session).await?;
+                history::ensure_tables(&session, &self.tables).await?;
+                let rows = history::read(&session, &self.tables)
+                    .await?
+                    .unwrap_or_default();
+                let value = work(&session, rows).await?;
+                lock::release(&session, self.key).await?;
+                Ok(value)
+            }
+            .await;
+            match outcome {
+                Err(Error::ConnectionLost(reason)) => self.reconnecting(&reason),
+                other => {
+                    session.close().await;
+                    return other;
+                }
+            }
+        }
+    }
+
+    async fn lock(&self, session: &Session) -> Result<()> {
+        lock::acquire(
+            session,
+            &self.connection,
+            self.key,
+            self.ctx.global.lock_timeout,
+            self.ctx.interrupt,
+        )
+        .await
+    }
+
+    fn reconnecting(&self, reason: &str) {
+        tracing::warn!(
+            "connection lost ({reason}); reconnecting within the remaining {} of --wait-timeout",
+            humantime::format_duration(Duration::from_secs(self.budget.remaining.as_secs()))
+        );
+    }
+
+    fn summary(&self, rows: &[AppliedRow], tally: Tally) {
+        let standing = report::standing(self.graph, rows);
+        let elapsed = self.ctx.started.elapsed().as_millis() as u64;
+        let mut done = Vec::new();
+        if tally.applied > 0 {
+            done.push(format!("applied {}", plural(tally.applied, "migration")));
+        }
+        if tally.reverted > 0 {
+            done.push(format!("reverted {}", plural(tally.reverted, "migration")));
+        }
+        if done.is_empty() {
+            tracing::info!(
+                elapsed_ms = elapsed,
+                "nothing to do; database at {standing}"
+            );
+        } else {
+            tracing::info!(
+                applied = tally.applied,
+                reverted = tally.reverted,
+                elapsed_ms = elapsed,
+                "{} in {elapsed} ms; database at {standing}",
+                done.join(", ")
+            );
+        }
+    }
+}
+
+/// Progress of a converging run, kept across reconnections.
+struct Run {
+    goals: Option<Vec<Vec<bool>>>,
+    /// Index of the goal being reached.
+    phase: usize,
+    tally: Tally,
+}
+
+/// The conflicts of a plan as the error that stops the run (exit 8), if any.
+pub fn conflicts(plan: &plan::Plan) -> Result<()> {
+    if plan.conflicts.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Conflict(
+            plan.conflicts.iter().map(|c| c.message()).collect(),
+        ))
+    }
+}
+
+fn verb(step: Step) -> &'static str {
+    match step {
+        Step::Up(_) => "applied",
+        Step::Down(_) => "reverted",
+    }
+}
+
+pub fn plural(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}

@@ -1,0 +1,216 @@
+//! Writing new migration files (`new`, `merge`): `<UTC timestamp>_<slug>.sql` with
+//! `-- migrate:revises` always written, so a team gets Alembic's branch detection from
+//! its first file on, and two developers' migrations made at once show up as two heads.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::migration::{compare_revisions, is_valid_revision};
+
+const SLUG_MAX: usize = 60;
+
+/// `Add phone to Users!` -> `add_phone_to_users`.
+pub fn slug(message: &str) -> Result<String> {
+    let mut slug = String::new();
+    for c in message.trim().chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('_') && !slug.is_empty() {
+            slug.push('_');
+        }
+    }
+    while slug.ends_with('_') {
+        slug.pop();
+    }
+    if slug.len() > SLUG_MAX {
+        slug.truncate(SLUG_MAX);
+        while slug.ends_with('_') {
+            slug.pop();
+        }
+    }
+    if slug.is_empty() {
+        return Err(Error::Usage(format!(
+            "the message `{message}` has no letters or digits to name the file with: describe the change, e.g. \"add phone to users\""
+        )));
+    }
+    Ok(slug)
+}
+
+/// `YYYYMMDDHHMMSS` in UTC.
+fn timestamp(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at)
+        .to_string()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect()
+}
+
+/// The revision for a new file: `explicit` if given, else the UTC time of `now`, moved
+/// past the newest existing revision when that one is a timestamp from the same second
+/// or the future (so the new file sorts last and implicit parents stay as they were).
+pub fn revision(graph: &Graph, now: SystemTime, explicit: Option<&str>) -> Result<String> {
+    if let Some(revision) = explicit {
+        if !is_valid_revision(revision) {
+            return Err(Error::Usage(format!(
+                "--revision `{revision}` is not a revision id: use letters and digits only"
+            )));
+        }
+        if let Some(existing) = graph
+            .migrations()
+            .iter()
+            .find(|m| compare_revisions(&m.revision, revision).is_eq())
+        {
+            return Err(Error::Usage(format!(
+                "revision {revision} is taken by {}: choose another",
+                existing.path
+            )));
+        }
+        return Ok(revision.to_string());
+    }
+    let mut candidate = timestamp(now);
+    let newest = graph
+        .migrations()
+        .iter()
+        .map(|m| m.revision.as_str())
+        .max_by(|a, b| compare_revisions(a, b));
+    if let Some(newest) = newest
+        && compare_revisions(newest, &candidate).is_ge()
+    {
+        candidate = next_second(newest).ok_or_else(|| {
+            Error::Usage(format!(
+                "revision {newest} sorts after the current time ({candidate}), so a timestamped \
+                 file would not come last: pass --revision with an id that sorts after {newest}"
+            ))
+        })?;
+    }
+    Ok(candidate)
+}
+
+/// The timestamp one second after `revision`, if it is a `YYYYMMDDHHMMSS` timestamp.
+fn next_second(revision: &str) -> Option<String> {
+    if revision.len() != 14 || !revision.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let r = revision;
+    let text = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &r[0..4],
+        &r[4..6],
+        &r[6..8],
+        &r[8..10],
+        &r[10..12],
+        &r[12..14]
+    );
+    let at = humantime::parse_rfc3339(&text).ok()?;
+    Some(timestamp(at + Duration::from_secs(1)))
+}
+
+/// The text of a new migration revising `parents`.
+pub fn content(message: &str, parents: &[&str], merge: bool) -> String {
+    let message = message.trim().replace(['\r', '\n'], " ");
+    // A message starting with `migrate:` would read as a directive.
+    let title = if message.starts_with("migrate:") {
+        format!("-- Message: {message}\n")
+    } else {
+        format!("-- {message}\n")
+    };
+    let revises = if parents.is_empty() {
+        String::new()
+    } else {
+        format!("-- migrate:revises {}\n", parents.join(", "))
+    };
+    let up = if merge {
+        format!(
+            "-- Merge point of {}: nothing to run. Add SQL here if the branches need reconciling.\n",
+            parents.join(" and ")
+        )
+    } else {
+        "\n".to_string()
+    };
+    format!("{title}{revises}-- migrate:up\n{up}\n-- migrate:down\n\n")
+}
+
+/// Writes `<revision>_<slug>.sql` into `dir` (created if missing), never over a file.
+pub fn write(dir: &Path, revision: &str, slug: &str, content: &str) -> Result<PathBuf> {
+    fs::create_dir_all(dir).map_err(|e| {
+        Error::Usage(format!(
+            "cannot create the migrations folder {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let path = dir.join(format!("{revision}_{slug}.sql"));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| Error::Usage(format!("cannot create {}: {e}", path.display())))?;
+    file.write_all(content.as_bytes())
+        .map_err(|e| Error::Usage(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::tests::graph;
+    use crate::migration;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(
+            slug("Add phone to Users!").ok().as_deref(),
+            Some("add_phone_to_users")
+        );
+        assert_eq!(slug("  --x--  y ").ok().as_deref(), Some("x_y"));
+        assert_eq!(slug(&"ab ".repeat(40)).map(|s| s.len()).ok(), Some(59));
+        assert!(slug("!!!").is_err());
+    }
+
+    #[test]
+    fn timestamps_come_after_every_existing_revision() {
+        let at = humantime::parse_rfc3339("2025-12-15T09:30:00Z").expect("time");
+        let empty = graph(&[]);
+        assert_eq!(
+            revision(&empty, at, None).ok().as_deref(),
+            Some("20251215093000")
+        );
+        let same_second = graph(&[("20251215093000", None)]);
+        assert_eq!(
+            revision(&same_second, at, None).ok().as_deref(),
+            Some("20251215093001")
+        );
+        let end_of_day = graph(&[("20251231235959", None)]);
+        assert_eq!(
+            revision(&end_of_day, at, None).ok().as_deref(),
+            Some("20260101000000")
+        );
+        let letters = graph(&[("v2", None)]);
+        let e = revision(&letters, at, None).expect_err("v2 sorts after digits");
+        assert!(e.to_string().contains("pass --revision"), "{e}");
+        assert_eq!(
+            revision(&letters, at, Some("v3")).ok().as_deref(),
+            Some("v3")
+        );
+        assert!(revision(&letters, at, Some("v-3")).is_err());
+        assert!(revision(&letters, at, Some("v2")).is_err());
+    }
+
+    #[test]
+    fn new_and_merge_files_parse_back() {
+        let text = content("add phone", &["20251215093000"], false);
+        assert_eq!(
+            text,
+            "-- add phone\n-- migrate:revises 20251215093000\n-- migrate:up\n\n\n-- migrate:down\n\n"
+        );
+        let merge = content("merge heads", &["2", "3"], true);
+        let m = migration::parse("m/4_merge_heads.sql", "4_merge_heads.sql", merge.as_bytes())
+            .expect("a merge file is valid as written");
+        assert_eq!(m.revises, Some(vec!["2".to_string(), "3".to_string()]));
+        let tricky = content("migrate:up the users", &[], false);
+        assert!(tricky.starts_with("-- Message: migrate:up"), "{tricky}");
+    }
+}

@@ -1,0 +1,183 @@
+//! Naming revisions on the command line the way Alembic users type them: a full revision
+//! or an unambiguous prefix of one, `head`/`heads`, `base`, `+N`, `-N`, and `FROM:TO`
+//! ranges for offline SQL.
+//!
+//! Every mistake is a usage error (exit 2) that says what would have been accepted.
+
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+
+/// A place in the graph, as one command-line word names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `head` or `heads`: every head of the files.
+    Heads,
+    /// `base`: before the first migration.
+    Base,
+    Revision(usize),
+    /// `+N` or `-N`.
+    Relative(i64),
+}
+
+/// Parses one target word.
+pub fn parse(graph: &Graph, word: &str) -> Result<Target> {
+    let word = word.trim();
+    match word {
+        "head" | "heads" => return Ok(Target::Heads),
+        "base" => return Ok(Target::Base),
+        _ => {}
+    }
+    if word.contains(':') {
+        return Err(Error::Usage(format!(
+            "`{word}` is a range, which only --sql and --dry-run take (they need no database then): \
+             add --sql, or name one target"
+        )));
+    }
+    if let Some(digits) = word.strip_prefix(['+', '-']) {
+        let steps: i64 = digits.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+            Error::Usage(format!(
+                "`{word}` is not a step count: write +1, +2, -1 ... (a positive number after the sign)"
+            ))
+        })?;
+        return Ok(Target::Relative(if word.starts_with('-') {
+            -steps
+        } else {
+            steps
+        }));
+    }
+    find(graph, word).map(Target::Revision)
+}
+
+/// A revision by its full id, or by a prefix that only one revision has.
+pub fn find(graph: &Graph, word: &str) -> Result<usize> {
+    if let Some(node) = graph.find(word) {
+        return Ok(node);
+    }
+    let matches: Vec<&str> = graph
+        .migrations()
+        .iter()
+        .map(|m| m.revision.as_str())
+        .filter(|r| r.starts_with(word))
+        .collect();
+    match matches.as_slice() {
+        [one] => graph
+            .find(one)
+            .ok_or_else(|| Error::Internal(format!("revision {one} vanished from the graph"))),
+        [] => Err(Error::Usage(format!(
+            "no migration has revision `{word}`: see `schemagate history` for the revisions, \
+             or use head, base, +N or -N"
+        ))),
+        many => Err(Error::Usage(format!(
+            "`{word}` is the start of {} revisions ({}): type more of it",
+            many.len(),
+            many.iter().take(5).copied().collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// The nodes a target stands for, for commands that take a set (`stamp`): the heads, no
+/// node for `base`, or the one revision.
+pub fn nodes(graph: &Graph, target: Target, word: &str) -> Result<Vec<usize>> {
+    match target {
+        Target::Heads => Ok(graph.heads()),
+        Target::Base => Ok(Vec::new()),
+        Target::Revision(node) => Ok(vec![node]),
+        Target::Relative(_) => Err(Error::Usage(format!(
+            "`{word}` is relative; name a revision, head or base here"
+        ))),
+    }
+}
+
+/// `FROM:TO` of offline `--sql`: FROM is `base` or a revision (the database is assumed to
+/// have it and its ancestors), TO a revision, `head(s)` or `base`.
+pub fn parse_range(graph: &Graph, range: &str) -> Result<(Target, Target)> {
+    let (from, to) = range.split_once(':').ok_or_else(|| {
+        Error::Usage(format!(
+            "`{range}` is not a range: write FROM:TO, for example base:head or 20251201090000:head"
+        ))
+    })?;
+    let from = match parse(graph, if from.is_empty() { "base" } else { from })? {
+        Target::Heads => {
+            return Err(Error::Usage(
+                "a range starts at base or a revision, not at head".into(),
+            ));
+        }
+        Target::Relative(_) => {
+            return Err(Error::Usage(
+                "a range starts at base or a revision, not at a relative step".into(),
+            ));
+        }
+        from => from,
+    };
+    let to = match parse(graph, if to.is_empty() { "heads" } else { to })? {
+        Target::Relative(_) => {
+            return Err(Error::Usage(
+                "a range ends at a revision, head or base, not at a relative step".into(),
+            ));
+        }
+        to => to,
+    };
+    Ok((from, to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::tests::graph;
+
+    fn line() -> Graph {
+        graph(&[
+            ("20251201090000", None),
+            ("20251201091500", None),
+            ("20251205120000", None),
+        ])
+    }
+
+    #[test]
+    fn words_and_steps() {
+        let g = line();
+        assert_eq!(parse(&g, "head").ok(), Some(Target::Heads));
+        assert_eq!(parse(&g, "heads").ok(), Some(Target::Heads));
+        assert_eq!(parse(&g, "base").ok(), Some(Target::Base));
+        assert_eq!(parse(&g, "+2").ok(), Some(Target::Relative(2)));
+        assert_eq!(parse(&g, "-1").ok(), Some(Target::Relative(-1)));
+        for bad in ["+0", "-x", "+", "--1"] {
+            let e = parse(&g, bad).expect_err(bad);
+            assert_eq!(e.exit_code(), 2, "{bad}");
+        }
+    }
+
+    #[test]
+    fn revisions_by_id_or_unique_prefix() {
+        let g = line();
+        assert_eq!(parse(&g, "20251205120000").ok(), Some(Target::Revision(2)));
+        assert_eq!(parse(&g, "202512051").ok(), Some(Target::Revision(2)));
+        let e = parse(&g, "2025120109").expect_err("ambiguous");
+        assert!(e.to_string().contains("start of 2 revisions"), "{e}");
+        let e = parse(&g, "1999").expect_err("unknown");
+        assert!(
+            e.to_string().contains("no migration has revision `1999`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ranges() {
+        let g = line();
+        assert_eq!(
+            parse_range(&g, "base:head").ok(),
+            Some((Target::Base, Target::Heads))
+        );
+        assert_eq!(
+            parse_range(&g, "20251201091500:").ok(),
+            Some((Target::Revision(1), Target::Heads))
+        );
+        assert_eq!(
+            parse_range(&g, ":20251201091500").ok(),
+            Some((Target::Base, Target::Revision(1)))
+        );
+        assert!(parse_range(&g, "head:base").is_err());
+        assert!(parse_range(&g, "base:+1").is_err());
+        assert!(parse_range(&g, "20251201091500").is_err());
+    }
+}
