@@ -312,6 +312,14 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_explicit_root_revises_nothing_whatever_sorts_before_it() {
+        // Alembic's random ids: "c0ffee" is the root although "1a2b" sorts first.
+        let g = graph(&[("c0ffee", Some(&[])), ("1a2b", Some(&["c0ffee"]))]);
+        assert_eq!(revisions(&g, g.topological_order()), ["c0ffee", "1a2b"]);
+        assert!(g.parents(g.find("c0ffee").expect("root")).is_empty());
+    }
+
+    #[test]
     fn empty_folder_is_an_empty_graph() {
         let g = Graph::build(Vec::new()).expect("empty");
         assert!(g.is_empty());

@@ -57,6 +57,12 @@ pub fn parse_file_name(name: &str) -> Result<(String, String), String> {
              (for example 20251215093000_add_users.sql); `{revision}` is not a valid revision"
         ));
     }
+    if RESERVED.contains(&revision.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "`{revision}` is a reserved word (head, heads and base name places on the command line), \
+             not usable as a revision: rename the file"
+        ));
+    }
     if slug.is_empty() {
         return Err(format!(
             "file name must be <revision>_<slug>.sql: add a description after the revision, \
@@ -65,6 +71,9 @@ pub fn parse_file_name(name: &str) -> Result<(String, String), String> {
     }
     Ok((revision.to_string(), slug.replace('_', " ")))
 }
+
+/// Words the command line gives a meaning, so no revision may be called that.
+const RESERVED: [&str; 3] = ["base", "head", "heads"];
 
 /// Whether a revision id has the shape of `[0-9A-Za-z]+`.
 pub fn is_valid_revision(revision: &str) -> bool {
@@ -314,8 +323,19 @@ fn parse_revises(args: &str) -> Result<Vec<String>, String> {
         .collect();
     if parents.is_empty() {
         return Err(
-            "`-- migrate:revises` names no revision: write `-- migrate:revises <revision>[, <revision>...]`, or remove it to revise the previous file".to_string(),
+            "`-- migrate:revises` names no revision: write `-- migrate:revises <revision>[, <revision>...]`, \
+             `-- migrate:revises base` for a first migration, or remove it to revise the previous file"
+                .to_string(),
         );
+    }
+    // `base`: a root, whatever sorts before it (Alembic's down_revision = None).
+    if parents.iter().any(|p| p.eq_ignore_ascii_case("base")) {
+        return match parents.as_slice() {
+            [_] => Ok(Vec::new()),
+            _ => Err(
+                "`base` means \"revises nothing\": it cannot be combined with other parents".into(),
+            ),
+        };
     }
     if let Some(bad) = parents.iter().find(|p| !is_valid_revision(p)) {
         return Err(format!(
@@ -614,6 +634,21 @@ mod tests {
             problems[0].message.contains("empty up section"),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn revises_base_makes_a_root_and_reserved_words_are_no_revisions() {
+        let m = parse_ok("-- migrate:revises base\n-- migrate:up\nSELECT 1;\n");
+        assert_eq!(m.revises, Some(Vec::new()));
+        let problems = parse_err("-- migrate:revises base, 2\n-- migrate:up\nSELECT 1;\n");
+        assert!(
+            problems[0].message.contains("cannot be combined"),
+            "{problems:?}"
+        );
+        for name in ["head_x.sql", "base_x.sql", "HEADS_x.sql"] {
+            let e = parse_file_name(name).expect_err(name);
+            assert!(e.contains("reserved word"), "{e}");
+        }
     }
 
     #[test]

@@ -119,9 +119,9 @@ pub fn content(message: &str, parents: &[&str], merge: bool) -> String {
         format!("-- {message}\n")
     };
     let revises = if parents.is_empty() {
-        String::new()
+        "base".to_string()
     } else {
-        format!("-- migrate:revises {}\n", parents.join(", "))
+        parents.join(", ")
     };
     let up = if merge {
         format!(
@@ -131,7 +131,7 @@ pub fn content(message: &str, parents: &[&str], merge: bool) -> String {
     } else {
         "\n".to_string()
     };
-    format!("{title}{revises}-- migrate:up\n{up}\n-- migrate:down\n\n")
+    format!("{title}-- migrate:revises {revises}\n-- migrate:up\n{up}\n-- migrate:down\n\n")
 }
 
 /// Writes `<revision>_<slug>.sql` into `dir` (created if missing), never over a file.
@@ -210,7 +210,17 @@ mod tests {
         let m = migration::parse("m/4_merge_heads.sql", "4_merge_heads.sql", merge.as_bytes())
             .expect("a merge file is valid as written");
         assert_eq!(m.revises, Some(vec!["2".to_string(), "3".to_string()]));
-        let tricky = content("migrate:up the users", &[], false);
-        assert!(tricky.starts_with("-- Message: migrate:up"), "{tricky}");
+        let first = content("migrate:up the users", &[], false);
+        assert!(
+            first.starts_with("-- Message: migrate:up the users\n-- migrate:revises base\n"),
+            "{first}"
+        );
+        let m = migration::parse(
+            "m/1_first.sql",
+            "1_first.sql",
+            first.replace("\n\n\n", "\nSELECT 1;\n").as_bytes(),
+        )
+        .expect("valid");
+        assert_eq!(m.revises, Some(Vec::new()));
     }
 }

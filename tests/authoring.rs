@@ -91,7 +91,7 @@ fn the_first_migration_of_a_new_project() {
     let path = std::path::PathBuf::from(out.stdout.trim());
     let text = std::fs::read_to_string(&path).expect("the file exists");
     assert!(
-        text.starts_with("-- create users\n-- migrate:up\n"),
+        text.starts_with("-- create users\n-- migrate:revises base\n-- migrate:up\n"),
         "{text}"
     );
 }
