@@ -21,16 +21,18 @@ use crate::script::{self, Batch};
 /// A migration still running after this long is reported, and again at this interval.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
-/// Runs one step (apply or revert one migration); returns how long it took.
+/// Runs one step (apply or revert one migration); returns how long it took. `guard` is
+/// the lock's first statement for every transaction (see `lock::work_guard`).
 pub async fn step(
     session: &Session,
     tables: &Tables,
     migration: &Migration,
     step: Step,
+    guard: Option<&str>,
     interrupt: &Interrupt,
 ) -> Result<Duration> {
     if script::section(migration, step)?.transactional {
-        let batch = script::transaction(tables, migration, step)?;
+        let batch = script::transaction(tables, migration, step, guard)?;
         run_transaction(session, tables, &batch, step, interrupt).await
     } else {
         statement_by_statement(session, tables, migration, step, interrupt).await
@@ -42,9 +44,10 @@ pub async fn in_one_transaction(
     session: &Session,
     tables: &Tables,
     migrations: &[&Migration],
+    guard: Option<&str>,
     interrupt: &Interrupt,
 ) -> Result<Duration> {
-    let batch = script::one_transaction(tables, migrations);
+    let batch = script::one_transaction(tables, migrations, guard);
     run_transaction(session, tables, &batch, Step::Up(0), interrupt).await
 }
 

@@ -72,6 +72,18 @@ pub struct Global {
     )]
     pub lock_key: Option<i64>,
 
+    /// session: pg_advisory_lock on the applying connection; transaction: held in an open
+    /// transaction on a second connection (works behind PgBouncer pool_mode=transaction);
+    /// none: no lock.
+    #[arg(
+        long,
+        env = "SCHEMAGATE_LOCK_MODE",
+        value_enum,
+        default_value = "session",
+        global = true
+    )]
+    pub lock_mode: crate::lock::LockMode,
+
     /// Log format on stderr.
     #[arg(
         long,

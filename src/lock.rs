@@ -1,12 +1,34 @@
-//! The session-level advisory lock that makes any number of concurrent runners safe.
+//! The advisory lock that makes any number of concurrent runners safe, in three modes.
 //!
-//! It is taken on the very connection that applies the migrations, so it lives exactly as
-//! long as that connection: a runner that dies, is killed or loses its network frees it,
-//! and no pool can hand it on. While waiting we say who holds it, every few seconds, from
-//! `pg_locks` and `pg_stat_activity` (read on a second, short-lived connection, since the
-//! first one is blocked in `pg_advisory_lock`).
+//! - `session` (default): `pg_advisory_lock` on the very connection that applies the
+//!   migrations, so it lives exactly as long as that connection: a runner that dies, is
+//!   killed or loses its network frees it, and no pool can hand it on.
+//! - `transaction`: `pg_advisory_xact_lock` in a transaction held open on a second
+//!   connection for the whole run. It is what works behind a transaction-pooling proxy
+//!   (PgBouncer `pool_mode = transaction`): an open transaction pins one server
+//!   connection, and when the runner dies the proxy closes that server connection, which
+//!   frees the lock. A session lock there would be left on a pooled server connection,
+//!   blocking every later run until the proxy recycles it (an hour by default). Both
+//!   modes use the same key, so runners in either mode exclude each other.
+//!   The lock's backend is not the one that works, so a killed runner frees the lock
+//!   while its last batch may still be running on the server (a backend notices a lost
+//!   client only when it next talks to it). So each batch also takes a shared lock on
+//!   the key's two-int form, and a new holder waits for that one before it starts.
+//! - `none`: no lock, with a loud warning.
+//!
+//! A session lock behind transaction pooling cannot always be detected (an idle pool may
+//! hand back the same server connection every time), but what can be is: the lock is only
+//! taken if the statement runs on the backend the previous one ran on, that is checked
+//! again after locking, and the unlock's answer is checked.
+//!
+//! While waiting we say who holds the lock, every few seconds, from `pg_locks` and
+//! `pg_stat_activity` (read on another short-lived connection).
 
 use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::config::Connection;
 use crate::db::{self, Session};
@@ -15,54 +37,308 @@ use crate::interrupt::Interrupt;
 use crate::tls;
 
 const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// The transaction holding a `transaction` lock says a word this often, so neither the
+/// server's nor a proxy's idle-in-transaction timeout ends it, and a lost connection is
+/// noticed between migrations.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 
-/// Takes the lock, waiting at most `timeout`.
-pub async fn acquire(
-    session: &Session,
-    connection: &Connection,
-    key: i64,
-    timeout: Duration,
-    interrupt: &Interrupt,
-) -> Result<()> {
-    let tried = session
-        .rows(&format!("SELECT pg_try_advisory_lock({key})"))
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LockMode {
+    Session,
+    Transaction,
+    None,
+}
+
+/// A lock this runner holds, until `release`.
+pub enum Lock {
+    Session { key: i64, backend: String },
+    Transaction(Heartbeat),
+    Nothing,
+}
+
+/// The task that keeps a `transaction` lock's connection busy and tells if it is lost.
+pub struct Heartbeat {
+    task: JoinHandle<()>,
+    stop: watch::Sender<bool>,
+    lost: watch::Receiver<Option<String>>,
+}
+
+/// What acquiring needs besides the mode.
+pub struct Request<'a> {
+    pub session: &'a Session,
+    pub connection: &'a Connection,
+    pub key: i64,
+    pub timeout: Duration,
+    pub interrupt: &'a Interrupt,
+}
+
+pub async fn acquire(mode: LockMode, request: &Request<'_>) -> Result<Lock> {
+    match mode {
+        LockMode::Session => acquire_session(request).await,
+        LockMode::Transaction => acquire_transaction(request).await,
+        LockMode::None => {
+            tracing::warn!(
+                "--lock-mode none: no lock is taken, so runners started together may race; \
+                 the history's primary key stops a second copy of a migration, which then fails with exit 7"
+            );
+            Ok(Lock::Nothing)
+        }
+    }
+}
+
+const POOLED: &str = "connected through a transaction-pooling proxy (PgBouncer pool_mode = transaction?): \
+    consecutive statements ran on different PostgreSQL backends, so a session advisory lock would protect \
+    nothing and stay behind on a pooled connection. Run with --lock-mode transaction, or point DATABASE_URL \
+    past the pooler at PostgreSQL itself";
+
+async fn acquire_session(request: &Request<'_>) -> Result<Lock> {
+    let Request { session, key, .. } = *request;
+    let backend = first_value(session, "SELECT pg_backend_pid()").await?;
+    // Only lock on the backend that answered just now: behind transaction pooling this
+    // statement may land on another one, and a lock taken there would be lost to us.
+    let tried = first_value(
+        session,
+        &format!(
+            "SELECT CASE WHEN pg_backend_pid() = {backend} THEN pg_try_advisory_lock({key})::text ELSE 'pooled' END"
+        ),
+    )
+    .await?;
+    match tried.as_str() {
+        "true" => {}
+        "pooled" => return Err(Error::Usage(POOLED.into())),
+        _ => {
+            let wait = format!(
+                "SELECT CASE WHEN pg_backend_pid() = {backend} \
+                 THEN (SELECT 'true' FROM pg_advisory_lock({key})) ELSE 'pooled' END"
+            );
+            if wait_for(request, session, &wait, Space::Run).await? == "pooled" {
+                return Err(Error::Usage(POOLED.into()));
+            }
+        }
+    }
+    let lock = Lock::Session { key, backend };
+    verify(session, &lock).await?;
+    Ok(lock)
+}
+
+async fn acquire_transaction(request: &Request<'_>) -> Result<Lock> {
+    let Request {
+        connection, key, ..
+    } = *request;
+    // Its own Interrupt: a signal must cancel the main connection's statement, which
+    // `wait_for` does for this one itself.
+    let holder = Session::open(connection, &Interrupt::default())
+        .await
+        .map_err(|e| match e {
+            db::ConnectError::Setup(e) => e,
+            db::ConnectError::Postgres(e) => db::classify(e),
+        })?;
+    holder
+        .execute(
+            "BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0; \
+             SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0;",
+        )
         .await?;
-    if tried
-        .first()
-        .and_then(|r| r.first().cloned().flatten())
-        .as_deref()
-        == Some("t")
-    {
-        return Ok(());
+    let tried = first_value(&holder, &format!("SELECT pg_try_advisory_xact_lock({key})")).await?;
+    if tried != "t" {
+        wait_for(
+            request,
+            &holder,
+            &format!("SELECT 'true' FROM pg_advisory_xact_lock({key})"),
+            Space::Run,
+        )
+        .await?;
+    }
+    // Wait for batches of an interrupted run; the savepoint lets the lock go at once.
+    let (high, low) = halves(key);
+    let drained = first_value(
+        &holder,
+        &format!("SAVEPOINT drain; SELECT pg_try_advisory_xact_lock({high}, {low})"),
+    )
+    .await?;
+    if drained != "t" {
+        wait_for(
+            request,
+            &holder,
+            &format!("SELECT 'true' FROM pg_advisory_xact_lock({high}, {low})"),
+            Space::Work,
+        )
+        .await?;
+    }
+    holder.execute("ROLLBACK TO SAVEPOINT drain").await?;
+    Ok(Lock::Transaction(Heartbeat::start(holder)))
+}
+
+/// The first statement of every batch a run sends under `lock`: in `transaction` mode a
+/// shared lock that a later holder waits for (see the module doc).
+pub fn work_guard(lock: &Lock, key: i64) -> Option<String> {
+    match lock {
+        Lock::Transaction(_) => {
+            let (high, low) = halves(key);
+            Some(format!(
+                "SELECT pg_advisory_xact_lock_shared({high}, {low});\n"
+            ))
+        }
+        Lock::Session { .. } | Lock::Nothing => None,
+    }
+}
+
+/// A bigint key as the two int4 halves `pg_locks` shows (classid, objid).
+fn halves(key: i64) -> (i32, i32) {
+    ((key >> 32) as i32, key as i32)
+}
+
+/// Which advisory lock a wait is for: the run's (the bigint key, `objsubid` 1) or the
+/// work guard (its two-int form, `objsubid` 2).
+#[derive(Clone, Copy)]
+enum Space {
+    Run,
+    Work,
+}
+
+/// Confirms a session lock is held by the backend this session now talks to.
+pub async fn verify(session: &Session, lock: &Lock) -> Result<()> {
+    if let Lock::Session { backend, .. } = lock {
+        let now = first_value(session, "SELECT pg_backend_pid()").await?;
+        if &now != backend {
+            return Err(Error::Usage(POOLED.into()));
+        }
+    }
+    Ok(())
+}
+
+/// `Err(ConnectionLost)` if the connection holding a `transaction` lock is gone: the
+/// lock is gone with it, and the run must take it again before going on.
+pub fn check(lock: &Lock) -> Result<()> {
+    match lock {
+        Lock::Transaction(heartbeat) => match heartbeat.lost.borrow().as_ref() {
+            Some(reason) => Err(Error::ConnectionLost(format!(
+                "the connection holding the lock: {reason}"
+            ))),
+            None => Ok(()),
+        },
+        Lock::Session { .. } | Lock::Nothing => Ok(()),
+    }
+}
+
+pub async fn release(session: &Session, lock: Lock) -> Result<()> {
+    match lock {
+        Lock::Session { key, .. } => {
+            let released =
+                first_value(session, &format!("SELECT pg_advisory_unlock({key})")).await?;
+            if released != "t" {
+                tracing::warn!(
+                    "the advisory lock was not held by this connection at the end of the run: {POOLED}"
+                );
+            }
+            Ok(())
+        }
+        Lock::Transaction(heartbeat) => heartbeat.stop().await,
+        Lock::Nothing => Ok(()),
+    }
+}
+
+impl Heartbeat {
+    fn start(holder: Session) -> Heartbeat {
+        let (stop, mut stopped) = watch::channel(false);
+        let (report_lost, lost) = watch::channel(None);
+        let task = tokio::spawn(async move {
+            let mut beat = tokio::time::interval_at(
+                tokio::time::Instant::now() + HEARTBEAT_EVERY,
+                HEARTBEAT_EVERY,
+            );
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => break,
+                    _ = beat.tick() => {
+                        if let Err(e) = holder.execute("SELECT 1").await {
+                            report_lost.send_replace(Some(e.to_string()));
+                            return;
+                        }
+                    }
+                }
+            }
+            // Ending the transaction frees the lock; closing would too.
+            if let Err(e) = holder.execute("ROLLBACK").await {
+                report_lost.send_replace(Some(e.to_string()));
+            }
+            holder.close().await;
+        });
+        Heartbeat { task, stop, lost }
     }
 
+    async fn stop(mut self) -> Result<()> {
+        self.stop.send_replace(true);
+        let _ = (&mut self.task).await;
+        match self.lost.borrow().as_ref() {
+            Some(reason) => Err(Error::ConnectionLost(format!(
+                "the connection holding the lock: {reason}"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// On an error path the lock goes with its connection: the task, and so the connection,
+/// ends here.
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Runs the blocking lock statement `sql` on `waiter`, reporting the holder every few
+/// seconds; cancels it at the timeout (exit 6) or on a signal.
+async fn wait_for(
+    request: &Request<'_>,
+    waiter: &Session,
+    sql: &str,
+    space: Space,
+) -> Result<String> {
+    let Request {
+        session,
+        connection,
+        key,
+        timeout,
+        interrupt,
+    } = *request;
     let started = Instant::now();
-    let mut holder = describe_holder(session, key).await;
+    let what = match space {
+        Space::Run => "the advisory lock",
+        Space::Work => "the last statement of an interrupted run",
+    };
+    let mut holder = describe_holder(session, key, space).await;
     tracing::info!(
-        "waiting for the advisory lock (key {key}, up to {}), held by {}",
+        "waiting for {what} (key {key}, up to {}), held by {}",
         humantime::format_duration(timeout),
         holder
             .as_deref()
             .unwrap_or("a session that just released it")
     );
-
-    let lock_sql = format!("SELECT pg_advisory_lock({key})");
-    let query = session.client.simple_query(&lock_sql);
+    let query = waiter.client.simple_query(sql);
     tokio::pin!(query);
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let mut report =
         tokio::time::interval_at(tokio::time::Instant::now() + REPORT_EVERY, REPORT_EVERY);
     let mut monitor: Option<Session> = None;
+    let cancel = async |monitor: Option<Session>| {
+        if let Ok((tls, _)) = tls::connector(connection) {
+            let _ = waiter.client.cancel_token().cancel_query(tls).await;
+        }
+        if let Some(m) = monitor {
+            m.close().await;
+        }
+    };
 
     loop {
         tokio::select! {
             result = &mut query => {
                 if let Some(m) = monitor { m.close().await; }
                 return match result {
-                    Ok(_) => {
+                    Ok(messages) => {
                         tracing::info!(waited_ms = started.elapsed().as_millis() as u64, "advisory lock acquired");
-                        Ok(())
+                        Ok(first_of(&messages).unwrap_or_default())
                     }
                     Err(e) => {
                         interrupt.check()?;
@@ -76,25 +352,26 @@ pub async fn acquire(
                     monitor = Session::open(connection, &Interrupt::default()).await.ok();
                 }
                 if let Some(m) = &monitor {
-                    holder = describe_holder(m, key).await;
+                    holder = describe_holder(m, key, space).await;
                 }
                 tracing::info!(
                     waited_s = started.elapsed().as_secs(),
-                    "still waiting for the advisory lock, held by {}",
+                    "still waiting for {what}, held by {}",
                     holder.as_deref().unwrap_or("(unknown)")
                 );
             }
+            signal = interrupt.wait() => {
+                cancel(monitor).await;
+                return Err(Error::Interrupted(signal));
+            }
             _ = &mut deadline => {
                 if let Some(m) = &monitor {
-                    holder = describe_holder(m, key).await;
+                    holder = describe_holder(m, key, space).await;
                 }
-                if let Ok((tls, _)) = tls::connector(connection) {
-                    let _ = session.client.cancel_token().cancel_query(tls).await;
-                }
+                cancel(monitor).await;
                 // Let the cancelled statement finish; if the lock came in the same instant,
                 // it is freed when the connection closes.
                 let _ = tokio::time::timeout(Duration::from_secs(1), &mut query).await;
-                if let Some(m) = monitor { m.close().await; }
                 return Err(Error::LockTimeout {
                     waited: Duration::from_secs(started.elapsed().as_secs()),
                     holder,
@@ -104,22 +381,35 @@ pub async fn acquire(
     }
 }
 
-pub async fn release(session: &Session, key: i64) -> Result<()> {
-    session
-        .execute(&format!("SELECT pg_advisory_unlock({key})"))
-        .await
+async fn first_value(session: &Session, sql: &str) -> Result<String> {
+    let rows = session.rows(sql).await?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .unwrap_or_default())
+}
+
+fn first_of(messages: &[tokio_postgres::SimpleQueryMessage]) -> Option<String> {
+    messages.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+        _ => None,
+    })
 }
 
 /// "pid 4242 (application_name schemagate, client 10.0.0.7, connected 2026-11-23 10:00:01 UTC, 12 s ago, state idle)"
-pub async fn describe_holder(session: &Session, key: i64) -> Option<String> {
+async fn describe_holder(session: &Session, key: i64, space: Space) -> Option<String> {
     let bits = key as u64;
     let (high, low) = (bits >> 32, bits & 0xffff_ffff);
+    let subid = match space {
+        Space::Run => 1,
+        Space::Work => 2,
+    };
     let sql = format!(
         "SELECT a.pid, a.application_name, coalesce(host(a.client_addr), 'local socket'), \
                 to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ'), \
                 extract(epoch FROM now() - a.backend_start)::bigint, coalesce(a.state, '?') \
          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = {subid} \
            AND l.classid = {high} AND l.objid = {low} \
            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     );

@@ -17,6 +17,7 @@ use crate::db::Session;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::history::{self, Tables};
+use crate::lock::Lock;
 use crate::plan::{self, AppliedRow, Options, Step};
 use crate::report;
 use crate::{apply, lock, wait};
@@ -142,12 +143,12 @@ impl<'a> Migrator<'a> {
                 }
             }
         }
-        self.lock(session).await?;
-        let outcome = self.converge_locked(session, decide, run).await;
+        let held = self.lock(session).await?;
+        let outcome = self.converge_locked(session, decide, run, &held).await;
         if outcome.is_ok() {
             // On an error the connection is closed right after, which frees the lock; an
             // unlock there could only fail inside an aborted transaction and hide the cause.
-            lock::release(session, self.key).await?;
+            lock::release(session, held).await?;
         }
         outcome
     }
@@ -157,6 +158,7 @@ impl<'a> Migrator<'a> {
         session: &Session,
         decide: &impl Fn(&Graph, &[AppliedRow]) -> Result<Decision>,
         run: &mut Run,
+        held: &Lock,
     ) -> Result<()> {
         let interrupt = self.ctx.interrupt;
         history::ensure_tables(session, &self.tables).await?;
@@ -178,14 +180,19 @@ impl<'a> Migrator<'a> {
             }
         };
         let mut applied = state.applied;
+        let guard = lock::work_guard(held, self.key);
+        let guard = guard.as_deref();
         while let Some(goal) = goals.get(run.phase) {
             let steps = plan::converge(self.graph, &applied, goal);
             if self.single_transaction && steps.iter().all(|s| matches!(s, Step::Up(_))) {
-                self.all_or_nothing(session, &steps, &mut run.tally).await?;
+                lock::check(held)?;
+                self.all_or_nothing(session, &steps, guard, &mut run.tally)
+                    .await?;
             } else {
                 for step in steps {
                     interrupt.check()?;
-                    self.step(session, step, &mut run.tally).await?;
+                    lock::check(held)?;
+                    self.step(session, step, guard, &mut run.tally).await?;
                 }
             }
             applied.clone_from(goal);
@@ -198,11 +205,17 @@ impl<'a> Migrator<'a> {
         Ok(())
     }
 
-    async fn step(&self, session: &Session, step: Step, tally: &mut Tally) -> Result<()> {
+    async fn step(
+        &self,
+        session: &Session,
+        step: Step,
+        guard: Option<&str>,
+        tally: &mut Tally,
+    ) -> Result<()> {
         let (Step::Up(node) | Step::Down(node)) = step;
         let m = self.graph.migration(node);
         tracing::debug!("{} {} {}", verb(step), m.revision, m.description);
-        let took = apply::step(session, &self.tables, m, step, self.ctx.interrupt).await?;
+        let took = apply::step(session, &self.tables, m, step, guard, self.ctx.interrupt).await?;
         match step {
             Step::Up(_) => tally.applied += 1,
             Step::Down(_) => tally.reverted += 1,
@@ -221,6 +234,7 @@ impl<'a> Migrator<'a> {
         &self,
         session: &Session,
         steps: &[Step],
+        guard: Option<&str>,
         tally: &mut Tally,
     ) -> Result<()> {
         if steps.is_empty() {
@@ -241,9 +255,14 @@ impl<'a> Migrator<'a> {
             "applying {} migrations in one transaction",
             migrations.len()
         );
-        let took =
-            apply::in_one_transaction(session, &self.tables, &migrations, self.ctx.interrupt)
-                .await?;
+        let took = apply::in_one_transaction(
+            session,
+            &self.tables,
+            &migrations,
+            guard,
+            self.ctx.interrupt,
+        )
+        .await?;
         tally.applied += migrations.len();
         tracing::info!(
             took_ms = took.as_millis() as u64,
@@ -263,13 +282,13 @@ impl<'a> Migrator<'a> {
         loop {
             let session = self.connect().await?;
             let outcome = async {
-                self.lock(&session).await?;
+                let held = self.lock(&session).await?;
                 history::ensure_tables(&session, &self.tables).await?;
                 let rows = history::read(&session, &self.tables)
                     .await?
                     .unwrap_or_default();
                 let value = work(&session, rows).await?;
-                lock::release(&session, self.key).await?;
+                lock::release(&session, held).await?;
                 Ok(value)
             }
             .await;
@@ -283,15 +302,15 @@ impl<'a> Migrator<'a> {
         }
     }
 
-    async fn lock(&self, session: &Session) -> Result<()> {
-        lock::acquire(
+    async fn lock(&self, session: &Session) -> Result<Lock> {
+        let request = lock::Request {
             session,
-            &self.connection,
-            self.key,
-            self.ctx.global.lock_timeout,
-            self.ctx.interrupt,
-        )
-        .await
+            connection: &self.connection,
+            key: self.key,
+            timeout: self.ctx.global.lock_timeout,
+            interrupt: self.ctx.interrupt,
+        };
+        lock::acquire(self.ctx.global.lock_mode, &request).await
     }
 
     fn reconnecting(&self, reason: &str) {

@@ -39,10 +39,15 @@ fn action(step: Step) -> &'static str {
     }
 }
 
-/// A transactional step as one batch.
-pub fn transaction<'a>(tables: &Tables, migration: &'a Migration, step: Step) -> Result<Batch<'a>> {
-    let mut batch = Batch::default();
-    batch.own("BEGIN;\n", 1);
+/// A transactional step as one batch. `guard` (a statement of the lock's) runs first
+/// inside the transaction.
+pub fn transaction<'a>(
+    tables: &Tables,
+    migration: &'a Migration,
+    step: Step,
+    guard: Option<&str>,
+) -> Result<Batch<'a>> {
+    let mut batch = Batch::begin(guard);
     batch.section(migration, section(migration, step)?);
     let row = match step {
         Step::Up(_) => {
@@ -61,9 +66,12 @@ pub fn transaction<'a>(tables: &Tables, migration: &'a Migration, step: Step) ->
 }
 
 /// Several transactional up steps in one transaction: all or nothing.
-pub fn one_transaction<'a>(tables: &Tables, migrations: &[&'a Migration]) -> Batch<'a> {
-    let mut batch = Batch::default();
-    batch.own("BEGIN;\n", 1);
+pub fn one_transaction<'a>(
+    tables: &Tables,
+    migrations: &[&'a Migration],
+    guard: Option<&str>,
+) -> Batch<'a> {
+    let mut batch = Batch::begin(guard);
     for migration in migrations {
         batch.section(migration, &migration.up);
         batch.own(
@@ -167,7 +175,7 @@ pub fn render(
             "\n-- {} migrations in one transaction\n",
             migrations.len()
         ));
-        out.push_str(&one_transaction(tables, &migrations).sql);
+        out.push_str(&one_transaction(tables, &migrations, None).sql);
     } else {
         for &step in steps {
             let m = migration(step);
@@ -185,7 +193,7 @@ pub fn render(
                 }
             ));
             if section.transactional {
-                out.push_str(&transaction(tables, m, step)?.sql);
+                out.push_str(&transaction(tables, m, step, None)?.sql);
             } else {
                 let parts = statement_by_statement(tables, m, step)?;
                 out.push_str(&parts.before);
@@ -220,6 +228,15 @@ enum Part<'a> {
 }
 
 impl<'a> Batch<'a> {
+    fn begin(guard: Option<&str>) -> Batch<'a> {
+        let mut batch = Batch::default();
+        batch.own("BEGIN;\n", 1);
+        if let Some(guard) = guard {
+            batch.own(guard, 1);
+        }
+        batch
+    }
+
     fn own(&mut self, sql: &str, statements: usize) {
         self.parts.push((self.sql.len(), Part::Own(statements)));
         self.sql.push_str(sql);
@@ -315,7 +332,7 @@ mod tests {
             "1_a.sql",
             "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n",
         );
-        let up = transaction(&tables, &m, Step::Up(0)).expect("up");
+        let up = transaction(&tables, &m, Step::Up(0), None).expect("up");
         assert!(
             up.sql.starts_with("BEGIN;\nCREATE TABLE a (id int);\n"),
             "{}",
@@ -326,7 +343,7 @@ mod tests {
                 .contains("\n;\nRESET ALL;\nINSERT INTO \"public\".\"schemagate_history\"")
         );
         assert!(up.sql.ends_with("COMMIT;\n"));
-        let down = transaction(&tables, &m, Step::Down(0)).expect("down");
+        let down = transaction(&tables, &m, Step::Down(0), None).expect("down");
         assert!(down.sql.contains("DROP TABLE a;"));
         assert!(
             down.sql
@@ -339,7 +356,7 @@ mod tests {
     fn errors_are_located_by_position_or_by_statement() {
         let tables = Tables::new("public");
         let m = parsed("1_a.sql", "-- migrate:up\nSELECT 1;\n\nSELECT nope;\n");
-        let batch = transaction(&tables, &m, Step::Up(0)).expect("batch");
+        let batch = transaction(&tables, &m, Step::Up(0), None).expect("batch");
         // "BEGIN;\n" is 7 characters; `nope` starts on the section's third line.
         let position = batch.sql.find("nope").expect("nope") + 1;
         let (found, line) = batch.locate(Some(position), 0).expect("located");

@@ -17,6 +17,7 @@
 //! panics without them. Linux only: it reads /proc instead of using libc.
 #![allow(dead_code)]
 
+pub mod bouncer;
 pub mod pg;
 pub mod run;
 pub mod template;

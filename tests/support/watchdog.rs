@@ -30,7 +30,11 @@ pub fn spawn(dir: &Path, data: &Path) -> Child {
         .arg("-D")
         .arg(data)
         .args(["-m", "immediate", "-w"]);
+    spawn_with(dir, &stop)
+}
 
+/// A watchdog that runs `stop` and removes `dir` once this process is gone.
+pub fn spawn_with(dir: &Path, stop: &Command) -> Child {
     let mut cmd = Command::new("sh");
     cmd.args(["-c", SCRIPT, "sh"])
         .arg(process::id().to_string())

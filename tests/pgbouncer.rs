@@ -1,0 +1,201 @@
+//! Through a real PgBouncer: what a session advisory lock cannot do behind transaction
+//! pooling, and `--lock-mode transaction`, which works there.
+
+mod support;
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::bouncer::Bouncer;
+use support::run::{Folder, Run, finish};
+use support::{Cluster, pg_bin};
+
+fn advisory_locks(cluster: &Cluster, db: &str) -> String {
+    cluster.psql(
+        db,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+}
+
+fn history(cluster: &Cluster, db: &str) -> String {
+    cluster.psql(
+        db,
+        "SELECT coalesce(string_agg(revision, ' ' ORDER BY revision), '') FROM schemagate_history",
+    )
+}
+
+fn ok_events(cluster: &Cluster, db: &str) -> String {
+    cluster.psql(
+        db,
+        "SELECT coalesce(string_agg(revision || ':' || n, ' ' ORDER BY revision), '') \
+         FROM (SELECT revision, count(*) AS n FROM schemagate_events WHERE outcome = 'ok' GROUP BY revision) e",
+    )
+}
+
+fn migrations(count: usize) -> Folder {
+    let folder = Folder::new();
+    for i in 1..=count {
+        folder.write(
+            &format!("{i}_t{i}.sql"),
+            &format!("CREATE TABLE t{i} (id int);\nINSERT INTO t{i} VALUES ({i});\n"),
+        );
+    }
+    folder
+}
+
+#[test]
+fn a_session_lock_behind_transaction_pooling_is_refused_and_leaves_nothing_behind() {
+    let cluster = Cluster::start();
+    let bouncer = Bouncer::start(&cluster, "transaction");
+    let db = cluster.create_database("pooled_session");
+    bouncer.warm(&db, 3);
+    let folder = migrations(3);
+    Run::on(&bouncer.url(&db), &folder, &["up"])
+        .run()
+        .expect(2)
+        .stderr_has("transaction-pooling proxy")
+        .stderr_has("--lock-mode transaction");
+    assert_eq!(
+        advisory_locks(&cluster, &db),
+        "0",
+        "no lock is left on a pooled connection"
+    );
+    assert_eq!(
+        cluster.psql(&db, "SELECT to_regclass('t1') IS NULL"),
+        "t",
+        "nothing was applied without a lock"
+    );
+}
+
+#[test]
+fn transaction_locks_keep_racing_runners_safe_behind_pgbouncer() {
+    let cluster = Cluster::start();
+    let bouncer = Bouncer::start(&cluster, "transaction");
+    let db = cluster.create_database("pooled_race");
+    bouncer.warm(&db, 4);
+    let folder = migrations(10);
+    let started = Instant::now();
+    let runners: Vec<_> = (0..8)
+        .map(|_| {
+            Run::on(
+                &bouncer.url(&db),
+                &folder,
+                &["up", "--lock-mode", "transaction"],
+            )
+            .spawn()
+        })
+        .collect();
+    for runner in runners {
+        finish(runner, started).expect(0);
+    }
+    let all = (1..=10).map(|i| i.to_string()).collect::<Vec<_>>();
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(history(&cluster, &db), sorted.join(" "));
+    assert_eq!(
+        ok_events(&cluster, &db),
+        sorted
+            .iter()
+            .map(|r| format!("{r}:1"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        "each migration applied exactly once"
+    );
+    assert_eq!(advisory_locks(&cluster, &db), "0");
+}
+
+#[test]
+fn a_killed_runner_frees_its_lock_once_its_last_batch_is_done() {
+    let cluster = Cluster::start();
+    let bouncer = Bouncer::start(&cluster, "transaction");
+    let db = cluster.create_database("pooled_kill");
+    bouncer.warm(&db, 3);
+    cluster.psql(&db, "CREATE TABLE go_slow ()");
+    let folder = Folder::with(&[
+        ("1_a.sql", "CREATE TABLE a ();\n"),
+        (
+            "2_b.sql",
+            "SELECT pg_sleep(CASE WHEN to_regclass('public.go_slow') IS NULL THEN 0 ELSE 3 END);\nCREATE TABLE b ();\n",
+        ),
+        ("3_c.sql", "CREATE TABLE c ();\n"),
+    ]);
+    let url = bouncer.url(&db);
+    let mut first = Run::on(&url, &folder, &["up", "--lock-mode", "transaction"]).spawn();
+    let sleeping = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster.psql(&db, sleeping) != "1" {
+        assert!(
+            Instant::now() < deadline,
+            "migration 2 never started sleeping"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().expect("SIGKILL the first runner");
+    let status = first.wait().expect("reap it");
+    assert_eq!(status.signal(), Some(9));
+    cluster.psql(&db, "DROP TABLE go_slow");
+
+    // Its lock is gone at once, but its batch sleeps on and will commit migration 2: the
+    // next runner must wait for that batch, then find 2 applied.
+    let outcome = Run::on(
+        &url,
+        &folder,
+        &["up", "--lock-mode", "transaction", "--lock-timeout", "30s"],
+    )
+    .run();
+    outcome
+        .expect(0)
+        .stderr_has("applied 1 migration")
+        .stderr_has("waiting for the last statement of an interrupted run");
+    assert_eq!(history(&cluster, &db), "1 2 3");
+    assert_eq!(ok_events(&cluster, &db), "1:1 2:1 3:1");
+}
+
+#[test]
+fn session_pooling_keeps_session_locks_working() {
+    let cluster = Cluster::start();
+    let bouncer = Bouncer::start(&cluster, "session");
+    let db = cluster.create_database("pooled_sessions");
+    bouncer.warm(&db, 3);
+    let folder = migrations(5);
+    let started = Instant::now();
+    let runners: Vec<_> = (0..4)
+        .map(|_| Run::on(&bouncer.url(&db), &folder, &["up"]).spawn())
+        .collect();
+    for runner in runners {
+        finish(runner, started).expect(0);
+    }
+    assert_eq!(history(&cluster, &db), "1 2 3 4 5");
+    assert_eq!(ok_events(&cluster, &db), "1:1 2:1 3:1 4:1 5:1");
+    // A session lock held through PgBouncer is released with the client's session.
+    let holder = Command::new(pg_bin("psql"))
+        .args(["-X", "-q", "-d", &bouncer.url(&db)])
+        .args([
+            "-c",
+            "SELECT pg_advisory_lock(4242)",
+            "-c",
+            "SELECT pg_sleep(0.2)",
+        ])
+        .status()
+        .expect("psql");
+    assert!(holder.success());
+    assert_eq!(advisory_locks(&cluster, &db), "0");
+}
+
+#[test]
+fn lock_mode_none_warns_loudly() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_database("no_lock");
+    Run::on(
+        &cluster.url(&db),
+        &migrations(2),
+        &["up", "--lock-mode", "none"],
+    )
+    .run()
+    .expect(0)
+    .stderr_has("WARN")
+    .stderr_has("no lock is taken");
+}
