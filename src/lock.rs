@@ -21,8 +21,13 @@
 //! taken if the statement runs on the backend the previous one ran on, that is checked
 //! again after locking, and the unlock's answer is checked.
 //!
-//! While waiting we say who holds the lock, every few seconds, from `pg_locks` and
-//! `pg_stat_activity` (read on another short-lived connection).
+//! A runner that finds the lock taken asks again (`pg_try_advisory_lock`, every 25 to
+//! 500 ms) rather than blocking in `pg_advisory_lock`: a blocked statement holds a
+//! snapshot, and the holder's `CREATE INDEX CONCURRENTLY` waits for every older snapshot.
+//! In session mode the two would wait for each other until PostgreSQL's deadlock
+//! detector killed one; in transaction mode the lock is on another backend, so PostgreSQL
+//! would not even see the cycle. Between two tries the connection is idle and says,
+//! every few seconds, who holds the lock (from `pg_locks` and `pg_stat_activity`).
 
 use std::time::{Duration, Instant};
 
@@ -34,9 +39,11 @@ use crate::config::Connection;
 use crate::db::{self, Session};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
-use crate::tls;
 
 const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// A waiting runner asks again soon at first, then every half second.
+const FIRST_RETRY: Duration = Duration::from_millis(25);
+const MAX_RETRY: Duration = Duration::from_millis(500);
 /// The transaction holding a `transaction` lock says a word this often, so neither the
 /// server's nor a proxy's idle-in-transaction timeout ends it, and a lost connection is
 /// noticed between migrations.
@@ -66,6 +73,7 @@ pub struct Heartbeat {
 /// What acquiring needs besides the mode.
 pub struct Request<'a> {
     pub session: &'a Session,
+    /// For the second connection of `transaction` mode.
     pub connection: &'a Connection,
     pub key: i64,
     pub timeout: Duration,
@@ -96,26 +104,10 @@ async fn acquire_session(request: &Request<'_>) -> Result<Lock> {
     let backend = first_value(session, "SELECT pg_backend_pid()").await?;
     // Only lock on the backend that answered just now: behind transaction pooling this
     // statement may land on another one, and a lock taken there would be lost to us.
-    let tried = first_value(
-        session,
-        &format!(
-            "SELECT CASE WHEN pg_backend_pid() = {backend} THEN pg_try_advisory_lock({key})::text ELSE 'pooled' END"
-        ),
-    )
-    .await?;
-    match tried.as_str() {
-        "true" => {}
-        "pooled" => return Err(Error::Usage(POOLED.into())),
-        _ => {
-            let wait = format!(
-                "SELECT CASE WHEN pg_backend_pid() = {backend} \
-                 THEN (SELECT 'true' FROM pg_advisory_lock({key})) ELSE 'pooled' END"
-            );
-            if wait_for(request, session, &wait, Space::Run).await? == "pooled" {
-                return Err(Error::Usage(POOLED.into()));
-            }
-        }
-    }
+    let attempt = format!(
+        "SELECT CASE WHEN pg_backend_pid() = {backend} THEN pg_try_advisory_lock({key})::text ELSE 'pooled' END"
+    );
+    poll(request, session, &attempt, Space::Run).await?;
     let lock = Lock::Session { key, backend };
     verify(session, &lock).await?;
     Ok(lock)
@@ -125,8 +117,8 @@ async fn acquire_transaction(request: &Request<'_>) -> Result<Lock> {
     let Request {
         connection, key, ..
     } = *request;
-    // Its own Interrupt: a signal must cancel the main connection's statement, which
-    // `wait_for` does for this one itself.
+    // Its own Interrupt: a signal must cancel the main connection's statement; this one
+    // only ever runs short tries.
     let holder = Session::open(connection, &Interrupt::default())
         .await
         .map_err(|e| match e {
@@ -139,33 +131,17 @@ async fn acquire_transaction(request: &Request<'_>) -> Result<Lock> {
              SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0;",
         )
         .await?;
-    let tried = first_value(&holder, &format!("SELECT pg_try_advisory_xact_lock({key})")).await?;
-    if tried != "t" {
-        wait_for(
-            request,
-            &holder,
-            &format!("SELECT 'true' FROM pg_advisory_xact_lock({key})"),
-            Space::Run,
-        )
-        .await?;
-    }
-    // Wait for batches of an interrupted run; the savepoint lets the lock go at once.
+    let attempt = format!("SELECT pg_try_advisory_xact_lock({key})::text");
+    poll(request, &holder, &attempt, Space::Run).await?;
+    // Wait until no batch of an interrupted run holds the work guard.
     let (high, low) = halves(key);
-    let drained = first_value(
-        &holder,
-        &format!("SAVEPOINT drain; SELECT pg_try_advisory_xact_lock({high}, {low})"),
-    )
-    .await?;
-    if drained != "t" {
-        wait_for(
-            request,
-            &holder,
-            &format!("SELECT 'true' FROM pg_advisory_xact_lock({high}, {low})"),
-            Space::Work,
-        )
-        .await?;
-    }
-    holder.execute("ROLLBACK TO SAVEPOINT drain").await?;
+    let (high, low) = (high as u32, low as u32);
+    let drained = format!(
+        "SELECT (NOT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND objsubid = 2 AND classid = {high} AND objid = {low} \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())))::text"
+    );
+    poll(request, &holder, &drained, Space::Work).await?;
     Ok(Lock::Transaction(Heartbeat::start(holder)))
 }
 
@@ -287,97 +263,66 @@ impl Drop for Heartbeat {
     }
 }
 
-/// Runs the blocking lock statement `sql` on `waiter`, reporting the holder every few
-/// seconds; cancels it at the timeout (exit 6) or on a signal.
-async fn wait_for(
-    request: &Request<'_>,
-    waiter: &Session,
-    sql: &str,
-    space: Space,
-) -> Result<String> {
+/// Runs `attempt` on `waiter` until it answers `true`, idle in between, reporting who
+/// holds the lock every few seconds; gives up at the timeout (exit 6) or on a signal.
+async fn poll(request: &Request<'_>, waiter: &Session, attempt: &str, space: Space) -> Result<()> {
     let Request {
-        session,
-        connection,
         key,
         timeout,
         interrupt,
+        ..
     } = *request;
     let started = Instant::now();
-    let what = match space {
-        Space::Run => "the advisory lock",
-        Space::Work => "the last statement of an interrupted run",
+    let (what, done) = match space {
+        Space::Run => ("the advisory lock", "advisory lock acquired"),
+        Space::Work => (
+            "the last statement of an interrupted run",
+            "the interrupted run's last statement is done",
+        ),
     };
-    let mut holder = describe_holder(session, key, space).await;
-    tracing::info!(
-        "waiting for {what} (key {key}, up to {}), held by {}",
-        humantime::format_duration(timeout),
-        holder
-            .as_deref()
-            .unwrap_or("a session that just released it")
-    );
-    let query = waiter.client.simple_query(sql);
-    tokio::pin!(query);
-    let deadline = tokio::time::sleep(timeout);
-    tokio::pin!(deadline);
-    let mut report =
-        tokio::time::interval_at(tokio::time::Instant::now() + REPORT_EVERY, REPORT_EVERY);
-    let mut monitor: Option<Session> = None;
-    let cancel = async |monitor: Option<Session>| {
-        if let Ok((tls, _)) = tls::connector(connection) {
-            let _ = waiter.client.cancel_token().cancel_query(tls).await;
-        }
-        if let Some(m) = monitor {
-            m.close().await;
-        }
-    };
-
+    let mut retry = FIRST_RETRY;
+    let mut reported: Option<Instant> = None;
     loop {
-        tokio::select! {
-            result = &mut query => {
-                if let Some(m) = monitor { m.close().await; }
-                return match result {
-                    Ok(messages) => {
-                        tracing::info!(waited_ms = started.elapsed().as_millis() as u64, "advisory lock acquired");
-                        Ok(first_of(&messages).unwrap_or_default())
-                    }
-                    Err(e) => {
-                        interrupt.check()?;
-                        Err(db::classify(e))
-                    }
-                };
+        match first_value(waiter, attempt).await?.as_str() {
+            "true" => {
+                if reported.is_some() {
+                    tracing::info!(waited_ms = started.elapsed().as_millis() as u64, "{done}");
+                }
+                return Ok(());
             }
-            _ = report.tick() => {
-                if monitor.is_none() {
-                    // A fresh Interrupt: a signal must cancel the lock wait, not the monitor.
-                    monitor = Session::open(connection, &Interrupt::default()).await.ok();
-                }
-                if let Some(m) = &monitor {
-                    holder = describe_holder(m, key, space).await;
-                }
+            "pooled" => return Err(Error::Usage(POOLED.into())),
+            _ => {}
+        }
+        let waited = started.elapsed();
+        if waited >= timeout {
+            return Err(Error::LockTimeout {
+                waited: Duration::from_secs(waited.as_secs()),
+                holder: describe_holder(waiter, key, space).await,
+            });
+        }
+        if reported.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
+            let holder = describe_holder(waiter, key, space).await;
+            let holder = holder
+                .as_deref()
+                .unwrap_or("a session that just released it");
+            if reported.is_none() {
                 tracing::info!(
-                    waited_s = started.elapsed().as_secs(),
-                    "still waiting for {what}, held by {}",
-                    holder.as_deref().unwrap_or("(unknown)")
+                    "waiting for {what} (key {key}, up to {}), held by {holder}",
+                    humantime::format_duration(timeout)
+                );
+            } else {
+                tracing::info!(
+                    waited_s = waited.as_secs(),
+                    "still waiting for {what}, held by {holder}"
                 );
             }
-            signal = interrupt.wait() => {
-                cancel(monitor).await;
-                return Err(Error::Interrupted(signal));
-            }
-            _ = &mut deadline => {
-                if let Some(m) = &monitor {
-                    holder = describe_holder(m, key, space).await;
-                }
-                cancel(monitor).await;
-                // Let the cancelled statement finish; if the lock came in the same instant,
-                // it is freed when the connection closes.
-                let _ = tokio::time::timeout(Duration::from_secs(1), &mut query).await;
-                return Err(Error::LockTimeout {
-                    waited: Duration::from_secs(started.elapsed().as_secs()),
-                    holder,
-                });
-            }
+            reported = Some(Instant::now());
         }
+        tokio::select! {
+            _ = tokio::time::sleep(retry.min(timeout - waited)) => {}
+            signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+        }
+        retry = (retry * 2).min(MAX_RETRY);
     }
 }
 
@@ -387,13 +332,6 @@ async fn first_value(session: &Session, sql: &str) -> Result<String> {
         .first()
         .and_then(|r| r.first().cloned().flatten())
         .unwrap_or_default())
-}
-
-fn first_of(messages: &[tokio_postgres::SimpleQueryMessage]) -> Option<String> {
-    messages.iter().find_map(|m| match m {
-        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
-        _ => None,
-    })
 }
 
 /// "pid 4242 (application_name schemagate, client 10.0.0.7, connected 2026-11-23 10:00:01 UTC, 12 s ago, state idle)"
