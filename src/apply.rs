@@ -69,6 +69,9 @@ async fn run_transaction(
     }
     session.execute("ROLLBACK").await?;
     interrupt.check()?;
+    if let Some(refused) = db::read_only(&error) {
+        return Err(refused);
+    }
     let (migration, line) = batch.locate(original_position(&error), completed)?;
     let failure = failure(migration, step, line, &error);
     let detail = format!("SQLSTATE {}: {}", failure.sqlstate, failure.message);
@@ -111,6 +114,9 @@ async fn statement_by_statement(
             return Err(Error::ConnectionLost(db::describe(&error)));
         }
         interrupt.check()?;
+        if let Some(refused) = db::read_only(&error) {
+            return Err(refused);
+        }
         let line = section.file_line(statement.line)
             + original_position(&error)
                 .map(|p| lines_before(statement.sql, p))

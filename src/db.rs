@@ -85,13 +85,29 @@ pub enum ConnectError {
 }
 
 /// Turns an error from a statement of schemagate's own into the crate error: a lost
-/// connection is `ConnectionLost` (the caller reconnects), anything else `Database`.
+/// connection is `ConnectionLost` (the caller reconnects), a read-only database `Refused`,
+/// anything else `Database`.
 pub fn classify(error: tokio_postgres::Error) -> Error {
     if is_connection_lost(&error) {
         Error::ConnectionLost(describe(&error))
+    } else if let Some(refused) = read_only(&error) {
+        refused
     } else {
         Error::Database(describe(&error))
     }
+}
+
+/// SQLSTATE 25006: a hot standby, or `default_transaction_read_only`. No migration is at
+/// fault, and waiting will not help (exit 5).
+pub fn read_only(error: &tokio_postgres::Error) -> Option<Error> {
+    let db = error.as_db_error()?;
+    (db.code().code() == "25006").then(|| {
+        Error::Refused(format!(
+            "the database is read-only: {} (SQLSTATE 25006). It is a standby, or \
+             default_transaction_read_only is on: point DATABASE_URL at the primary, or turn the setting off",
+            db.message()
+        ))
+    })
 }
 
 /// Closed socket, I/O error, or the server going away (shutdown, terminate, crash).

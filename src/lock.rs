@@ -29,6 +29,7 @@
 //! would not even see the cycle. Between two tries the connection is idle and says,
 //! every few seconds, who holds the lock (from `pg_locks` and `pg_stat_activity`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
@@ -65,6 +66,8 @@ pub enum Lock {
 
 /// The task that keeps a `transaction` lock's connection busy and tells if it is lost.
 pub struct Heartbeat {
+    /// `None` once stopped.
+    holder: Option<Arc<Session>>,
     task: JoinHandle<()>,
     stop: watch::Sender<bool>,
     lost: watch::Receiver<Option<String>>,
@@ -191,6 +194,16 @@ pub fn check(lock: &Lock) -> Result<()> {
             Some(reason) => Err(Error::ConnectionLost(format!(
                 "the connection holding the lock: {reason}"
             ))),
+            // Closed as soon as its socket is, between two heartbeats too.
+            None if heartbeat
+                .holder
+                .as_ref()
+                .is_none_or(|holder| holder.client.is_closed()) =>
+            {
+                Err(Error::ConnectionLost(
+                    "the connection holding the lock was closed".into(),
+                ))
+            }
             None => Ok(()),
         },
         Lock::Session { .. } | Lock::Nothing => Ok(()),
@@ -218,7 +231,10 @@ impl Heartbeat {
     fn start(holder: Session) -> Heartbeat {
         let (stop, mut stopped) = watch::channel(false);
         let (report_lost, lost) = watch::channel(None);
+        let holder = Arc::new(holder);
+        let beating = Arc::clone(&holder);
         let task = tokio::spawn(async move {
+            let holder = beating;
             let mut beat = tokio::time::interval_at(
                 tokio::time::Instant::now() + HEARTBEAT_EVERY,
                 HEARTBEAT_EVERY,
@@ -234,19 +250,29 @@ impl Heartbeat {
                     }
                 }
             }
-            // Ending the transaction frees the lock; closing would too.
+            // Ending the transaction frees the lock; the connection closes with the last
+            // reference to it.
             if let Err(e) = holder.execute("ROLLBACK").await {
                 report_lost.send_replace(Some(e.to_string()));
             }
-            holder.close().await;
         });
-        Heartbeat { task, stop, lost }
+        Heartbeat {
+            holder: Some(holder),
+            task,
+            stop,
+            lost,
+        }
     }
 
     async fn stop(mut self) -> Result<()> {
         self.stop.send_replace(true);
         let _ = (&mut self.task).await;
-        match self.lost.borrow().as_ref() {
+        let lost = self.lost.borrow().clone();
+        // The task is done: this is the last reference, so the connection closes cleanly.
+        if let Some(Ok(holder)) = self.holder.take().map(Arc::try_unwrap) {
+            holder.close().await;
+        }
+        match lost.as_ref() {
             Some(reason) => Err(Error::ConnectionLost(format!(
                 "the connection holding the lock: {reason}"
             ))),

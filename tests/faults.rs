@@ -1,22 +1,24 @@
-//! Signals and faults against a real PostgreSQL: SIGTERM/SIGINT mid-statement, while
-//! waiting for the lock or for the server; a server restart and a terminated backend
-//! mid-run; SIGKILL at random moments; a server that never comes.
+//! Signals against a real PostgreSQL: SIGTERM/SIGINT mid-statement, while waiting for
+//! the lock or for the server, and a server that never comes. Faults repeated many times
+//! (SIGKILL, restarts, terminated backends, racing runners) are in `fault_suite.rs`.
 //!
-//! After every fault the database must be in a state a plain re-run can finish from: no
+//! After every signal the database must be in a state a plain re-run can finish from: no
 //! advisory lock left behind, no half-applied migration, each revision applied once.
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use support::Cluster;
 use support::run::{Folder, Outcome, Run, finish};
+use support::state::{
+    advisory_locks, backend_waiting, history, ok_events, schemagate_backends, tables_exist,
+    wait_until,
+};
 
 /// PRODUCT: a signal ends the run within this.
 const SIGNAL_DEADLINE: Duration = Duration::from_secs(2);
@@ -24,20 +26,6 @@ const SIGNAL_DEADLINE: Duration = Duration::from_secs(2);
 const SETTLE: Duration = Duration::from_secs(1);
 /// Generous, for a loaded machine: how long a run may take to reach a given point.
 const REACH: Duration = Duration::from_secs(10);
-
-/// Polls `condition` every 20 ms until it holds or `timeout` passes; the last answer.
-fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Sends `signal` ("TERM", "INT", "KILL") to a process, as an orchestrator would.
 fn send(child: &Child, signal: &str) {
@@ -47,40 +35,6 @@ fn send(child: &Child, signal: &str) {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill -{signal} {} failed", child.id());
-}
-
-/// Whether schemagate has a backend in `db` that is waiting on `wait_event` (`PgSleep`
-/// while a migration sleeps).
-fn backend_waiting(cluster: &Cluster, db: &str, wait_event: &str) -> bool {
-    let sql = format!(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-         AND application_name = 'schemagate' AND state = 'active' AND wait_event = '{wait_event}'"
-    );
-    count(cluster, db, &sql) > 0
-}
-
-fn count(cluster: &Cluster, db: &str, sql: &str) -> usize {
-    cluster.psql(db, sql).parse().expect("a count")
-}
-
-/// Advisory locks in `db`, granted or awaited (the cluster may be shared: other tests'
-/// locks do not count).
-fn advisory_locks(cluster: &Cluster, db: &str) -> usize {
-    count(
-        cluster,
-        db,
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
-         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
-}
-
-fn schemagate_backends(cluster: &Cluster, db: &str) -> usize {
-    count(
-        cluster,
-        db,
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-         AND application_name = 'schemagate'",
-    )
 }
 
 /// After an interruption: the lock is released and the connection closed (the server may
@@ -98,31 +52,6 @@ fn assert_nothing_left(cluster: &Cluster, db: &str) {
         wait_until(SETTLE, || schemagate_backends(cluster, db) == 0),
         "schemagate backends left in {db}"
     );
-}
-
-/// Every history row as `revision:status`, in revision order: "1:applied 2:applied".
-fn history(cluster: &Cluster, db: &str) -> String {
-    cluster.psql(
-        db,
-        "SELECT coalesce(string_agg(revision || ':' || status, ' ' ORDER BY revision), '') \
-         FROM schemagate_history",
-    )
-}
-
-/// `revision:count` of 'ok' events, in revision order.
-fn ok_events(cluster: &Cluster, db: &str) -> String {
-    cluster.psql(
-        db,
-        "SELECT coalesce(string_agg(revision || ':' || n, ' ' ORDER BY revision), '') \
-         FROM (SELECT revision, count(*) AS n FROM schemagate_events \
-               WHERE outcome = 'ok' GROUP BY revision) e",
-    )
-}
-
-fn tables_exist(cluster: &Cluster, db: &str, names: &[&str]) -> bool {
-    names
-        .iter()
-        .all(|t| cluster.psql(db, &format!("SELECT to_regclass('public.{t}') IS NOT NULL")) == "t")
 }
 
 /// A spawned run whose stderr is read as it comes, so a test can wait for a log line.
@@ -351,225 +280,6 @@ fn sigterm_while_waiting_for_the_server_exits_143() {
     std::thread::sleep(Duration::from_millis(500));
     let signalled = run.signal("TERM");
     finish_signalled(run, signalled, 143).stderr_has("interrupted by SIGTERM");
-}
-
-/// Migration 2 sleeps 2 s; while it does, `fault` breaks the connection. The runner must
-/// reconnect, re-plan and finish: each migration applied exactly once.
-fn survives_connection_loss(cluster: &Cluster, db: &str, fault: impl FnOnce()) {
-    let folder = three_migrations("SELECT pg_sleep(2);\nCREATE TABLE b (id int);\n");
-    let started = Instant::now();
-    let child = Run::on(&cluster.url(db), &folder, &["up", "--wait-timeout", "30s"]).spawn();
-    assert!(
-        wait_until(REACH, || backend_waiting(cluster, db, "PgSleep")),
-        "migration 2 never started sleeping"
-    );
-    fault();
-    let outcome = finish(child, started);
-    outcome.expect(0).stderr_has("connection lost");
-    assert!(tables_exist(cluster, db, &["a", "b", "c"]));
-    assert_eq!(history(cluster, db), "1:applied 2:applied 3:applied");
-    assert_eq!(ok_events(cluster, db), "1:1 2:1 3:1");
-    assert_nothing_left(cluster, db);
-}
-
-#[test]
-fn a_server_restart_mid_migration_is_survived() {
-    let cluster = Cluster::start();
-    let db = cluster.create_database("restart");
-    survives_connection_loss(&cluster, &db, || cluster.restart());
-}
-
-#[test]
-fn a_terminated_backend_mid_migration_is_survived() {
-    let cluster = Cluster::shared();
-    let db = cluster.create_database("terminate");
-    survives_connection_loss(cluster, &db, || {
-        let killed = cluster.psql(
-            &db,
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE datname = current_database() AND application_name = 'schemagate'",
-        );
-        assert_eq!(killed, "1", "exactly the runner's backend is terminated");
-    });
-}
-
-/// A small xorshift generator seeded from the clock: no rand crate for a few delays.
-struct Jitter(u64);
-
-impl Jitter {
-    fn from_clock() -> Jitter {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_nanos() as u64;
-        Jitter(nanos | 1)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
-}
-
-const KILL_MIGRATIONS: usize = 30;
-
-/// 30 migrations `t_i`, each creating its table and inserting `i`; the up marker varies
-/// (none, plain, explicit `transaction:true`) but every one is transactional.
-fn kill_folder() -> Folder {
-    let folder = Folder::new();
-    for i in 1..=KILL_MIGRATIONS {
-        let marker = ["", "-- migrate:up\n", "-- migrate:up transaction:true\n"][i % 3];
-        folder.write(
-            &format!("{}_t{i}.sql", 1000 + i),
-            &format!("{marker}CREATE TABLE t_{i} (id int);\nINSERT INTO t_{i} VALUES ({i});\n"),
-        );
-    }
-    folder
-}
-
-/// The consistency invariant; returns how many migrations are applied.
-/// History revisions = existing t_i tables, each table holds exactly its one row, no
-/// revision twice, exactly one 'ok' event per applied revision.
-fn check_invariant(cluster: &Cluster, db: &str, when: &str) -> usize {
-    let tables: BTreeSet<usize> = cluster
-        .psql(
-            db,
-            "SELECT substr(relname, 3) FROM pg_class \
-             WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace AND relname ~ '^t_[0-9]+$'",
-        )
-        .lines()
-        .map(|n| n.parse().expect("table number"))
-        .collect();
-    if cluster.psql(db, "SELECT to_regclass('schemagate_history') IS NULL") == "t" {
-        assert!(
-            tables.is_empty(),
-            "{when}: tables {tables:?} without a history"
-        );
-        return 0;
-    }
-    let counted = |sql: &str| -> BTreeMap<usize, usize> {
-        cluster
-            .psql(db, sql)
-            .lines()
-            .map(|line| {
-                let (revision, n) = line.split_once('|').expect("revision|count");
-                let i = revision.parse::<usize>().expect("numeric revision") - 1000;
-                (i, n.parse().expect("count"))
-            })
-            .collect()
-    };
-    let history = counted(
-        "SELECT revision, count(*) FROM schemagate_history WHERE status = 'applied' GROUP BY revision",
-    );
-    let all_rows = cluster.psql(db, "SELECT count(*) FROM schemagate_history");
-    assert_eq!(
-        all_rows,
-        history.len().to_string(),
-        "{when}: history rows that are not 'applied'"
-    );
-    assert!(
-        history.values().all(|&n| n == 1),
-        "{when}: a revision recorded twice: {history:?}"
-    );
-    let revisions: BTreeSet<usize> = history.keys().copied().collect();
-    assert_eq!(revisions, tables, "{when}: history and tables disagree");
-
-    let events = counted(
-        "SELECT revision, count(*) FROM schemagate_events WHERE outcome = 'ok' GROUP BY revision",
-    );
-    let ok: BTreeSet<usize> = events.keys().copied().collect();
-    assert_eq!(ok, revisions, "{when}: 'ok' events and history disagree");
-    assert!(
-        events.values().all(|&n| n == 1),
-        "{when}: more than one 'ok' event for a revision: {events:?}"
-    );
-
-    if !tables.is_empty() {
-        let rows = tables
-            .iter()
-            .map(|i| format!("SELECT {i}, count(*), min(id) FROM t_{i}"))
-            .collect::<Vec<_>>()
-            .join(" UNION ALL ");
-        for line in cluster.psql(db, &rows).lines() {
-            let fields: Vec<&str> = line.split('|').collect();
-            assert_eq!(
-                (fields[1], fields[2]),
-                ("1", fields[0]),
-                "{when}: t_{} must hold exactly its one row",
-                fields[0]
-            );
-        }
-    }
-    revisions.len()
-}
-
-#[test]
-fn sigkill_at_random_moments_never_breaks_the_history() {
-    let trials: usize = std::env::var("SCHEMAGATE_FAULT_TRIALS")
-        .ok()
-        .map(|n| n.parse().expect("SCHEMAGATE_FAULT_TRIALS is a number"))
-        .unwrap_or(10);
-    let cluster = Cluster::shared();
-    let folder = kill_folder();
-    // A kill after the run has exited tests nothing: aim within one full run's time here
-    // (it varies with the machine's load), at most 300 ms.
-    let reference = cluster.create_database("kill_ref");
-    let full_run = Run::on(&cluster.url(&reference), &folder, &["up"]).run();
-    full_run.expect(0);
-    assert_eq!(
-        check_invariant(cluster, &reference, "reference run"),
-        KILL_MIGRATIONS
-    );
-    let window = full_run.elapsed.as_millis().clamp(50, 300) as u64;
-    let mut jitter = Jitter::from_clock();
-    let mut landed = Vec::new();
-    for trial in 1..=trials {
-        let db = cluster.create_database("kill");
-        let url = cluster.url(&db);
-        let delay = Duration::from_millis(jitter.below(window));
-        let spawned = Instant::now();
-        let mut child = Run::on(&url, &folder, &["up"]).spawn();
-        std::thread::sleep(delay);
-        send(&child, "KILL");
-        // Under load, spawning `kill` adds to the planned delay.
-        let landed_at = spawned.elapsed();
-        let status = child.wait().expect("wait for the killed run");
-        let killed = status.signal() == Some(9);
-        assert!(
-            killed || status.success(),
-            "trial {trial}: the run exited with {status} before the kill"
-        );
-        // The killed run's backend finishes the batch it was given, then notices.
-        assert!(
-            wait_until(REACH, || schemagate_backends(cluster, &db) == 0),
-            "trial {trial}: the killed run's backend lingers"
-        );
-        let when = format!("trial {trial}, killed at {landed_at:?}");
-        let applied = check_invariant(cluster, &db, &when);
-        landed.push(format!(
-            "{}ms:{}",
-            landed_at.as_millis(),
-            if killed {
-                format!("{applied} applied")
-            } else {
-                "finished first".to_string()
-            }
-        ));
-
-        Run::on(&url, &folder, &["up", "--lock-timeout", "30s"])
-            .run()
-            .expect(0);
-        let after = format!("{when}, then re-run");
-        assert_eq!(check_invariant(cluster, &db, &after), KILL_MIGRATIONS);
-    }
-    println!(
-        "{trials} SIGKILL trials (a full run took {:?}, kills within {window} ms); \
-         when the kill landed:state: {}",
-        full_run.elapsed,
-        landed.join(", ")
-    );
 }
 
 #[test]

@@ -20,6 +20,7 @@
 pub mod bouncer;
 pub mod pg;
 pub mod run;
+pub mod state;
 pub mod template;
 pub mod watchdog;
 
