@@ -24,13 +24,15 @@ COPY src/ src/
 # touch: the copied files keep their (older) times, and cargo would keep the dummy build.
 RUN touch src/main.rs src/lib.rs \
  && cargo build --release --locked --target x86_64-unknown-linux-musl \
- && cp target/x86_64-unknown-linux-musl/release/schemagate /schemagate
+ && cp target/x86_64-unknown-linux-musl/release/schemagate /schemagate \
+ && mkdir /migrations
 
 FROM scratch
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /schemagate /usr/local/bin/schemagate
-# The example migrations; an app replaces them with its own (COPY migrations/ /migrations/).
-COPY migrations/ /migrations/
+# Empty on purpose: COPY adds to a folder and scratch has no `rm`, so example migrations
+# here would end up in every app's database. The app COPYs its own; compose mounts them.
+COPY --from=build /migrations /migrations
 ENV PATH=/usr/local/bin \
     SCHEMAGATE_MIGRATIONS=/migrations
 # The uid/gid distroless calls "nonroot"; scratch has no /etc/passwd, so numbers.
