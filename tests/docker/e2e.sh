@@ -4,7 +4,7 @@
 #   1. up: migrate exits 0, the backend starts only after it, each migration applied once
 #   2. a broken migration mounted in (broken.yml): migrate exits 7, the backend never starts
 #   3. --scale migrate=3: all three exit 0, each migration applied and logged exactly once
-#   4. the image: non-root user, under 10 MB
+#   4. the image: non-root user, under 10 MB, and an app's `FROM` it + `COPY migrations/` works
 # Without a registry, standins.sh first makes the base images the two files name.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,6 +32,7 @@ log=$(mktemp /tmp/schemagate-e2e.XXXXXX)
 
 cleanup() {
   for p in "${projects[@]}"; do "${compose[@]}" -p "$p" down -v --remove-orphans >/dev/null 2>&1 || true; done
+  docker rmi "$run-app" >/dev/null 2>&1 || true
   rm -f "$log"
 }
 trap cleanup EXIT
@@ -47,9 +48,9 @@ dc() { "${compose[@]}" -p "$project" "$@"; }
 
 fail() {
   echo "e2e: FAIL: $*" >&2
+  echo "e2e: output of the last docker command:" >&2
+  cat "$log" >&2
   if [ -n "$project" ]; then
-    echo "e2e: compose output:" >&2
-    cat "$log" >&2
     echo "e2e: container logs of $project:" >&2
     dc logs --no-color >&2 || true
   fi
@@ -160,6 +161,7 @@ assert_backend_after_migrate
 assert_applied_once migrations
 
 project=
+: >"$log"
 echo "e2e: --- the image"
 user=$(docker image inspect -f '{{.Config.User}}' "$image")
 case ${user%%:*} in
@@ -170,5 +172,12 @@ bytes=$(docker image inspect -f '{{.Size}}' "$image")
 mb=$(awk -v b="$bytes" 'BEGIN { printf "%.2f", b / 1000000 }')
 [ "$bytes" -lt "$max_bytes" ] || fail "the image is $bytes bytes ($mb MB), over the $max_bytes target"
 ok "the image is $bytes bytes ($mb MB), under 10 MB"
+# What the README tells an app to do: FROM the image, COPY its migrations in.
+printf 'FROM %s\nCOPY migrations/ /migrations/\n' "$image" | docker build -q -t "$run-app" -f - . >"$log" 2>&1 ||
+  fail "building FROM $image with COPY migrations/ /migrations/ failed"
+want="ok: $(find migrations -name '*.sql' | wc -l) migrations"
+got=$(docker run --rm "$run-app" validate 2>&1) || fail "validate in the app's image failed: $got"
+[[ $got == "$want"* ]] || fail "the app's image should see its migrations ('$want'), it says: $got"
+ok "FROM $image + COPY migrations/ /migrations/: $got"
 
 echo "e2e: $passed passed, 0 failed"
