@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::{self, Command, Connection, Global, ResolveArgs, UpArgs};
+use crate::config::{self, Command, Global, ResolveArgs, UpArgs};
 use crate::db::Session;
 use crate::error::{Error, FileProblem, Result};
 use crate::graph::Graph;
@@ -106,7 +106,6 @@ async fn up(ctx: &Context<'_>, args: &UpArgs) -> Result<()> {
     let run = UpRun {
         ctx,
         args,
-        connection: &connection,
         graph: &graph,
         key: ctx.global.lock_key.unwrap_or_else(|| tables.lock_key()),
         tables,
@@ -152,7 +151,6 @@ async fn up(ctx: &Context<'_>, args: &UpArgs) -> Result<()> {
 struct UpRun<'a> {
     ctx: &'a Context<'a>,
     args: &'a UpArgs,
-    connection: &'a Connection,
     graph: &'a Graph,
     tables: Tables,
     key: i64,
@@ -180,14 +178,7 @@ impl UpRun<'_> {
         }
 
         let interrupt = self.ctx.interrupt;
-        lock::acquire(
-            session,
-            self.connection,
-            self.key,
-            self.ctx.global.lock_timeout,
-            interrupt,
-        )
-        .await?;
+        lock::acquire(session, self.key, self.ctx.global.lock_timeout, interrupt).await?;
         let standing = self.locked(session, applied).await?;
         // On an error the connection is closed right after, which frees the lock; an
         // unlock there could only fail inside an aborted transaction and hide the cause.
@@ -303,14 +294,7 @@ async fn resolve(ctx: &Context<'_>, args: &ResolveArgs) -> Result<()> {
     let key = ctx.global.lock_key.unwrap_or_else(|| tables.lock_key());
     let mut budget = wait::Budget::new(ctx.global.wait_timeout);
     let session = wait::connect(&connection, &mut budget, ctx.interrupt).await?;
-    lock::acquire(
-        &session,
-        &connection,
-        key,
-        ctx.global.lock_timeout,
-        ctx.interrupt,
-    )
-    .await?;
+    lock::acquire(&session, key, ctx.global.lock_timeout, ctx.interrupt).await?;
     let rows = history::read(&session, &tables).await?.unwrap_or_default();
     let row = rows.iter().find(|r| r.revision == args.revision);
     let status = match row {

@@ -2,37 +2,34 @@
 //!
 //! It is taken on the very connection that applies the migrations, so it lives exactly as
 //! long as that connection: a runner that dies, is killed or loses its network frees it,
-//! and no pool can hand it on. While waiting we say who holds it, every few seconds, from
-//! `pg_locks` and `pg_stat_activity` (read on a second, short-lived connection, since the
-//! first one is blocked in `pg_advisory_lock`).
+//! and no pool can hand it on.
+//!
+//! A runner that finds it taken asks again (`pg_try_advisory_lock`) until it gets it,
+//! rather than blocking in `pg_advisory_lock`: a blocked statement holds a snapshot, and
+//! the holder's `CREATE INDEX CONCURRENTLY` waits for every older snapshot to go away, so
+//! the two would wait for each other until PostgreSQL's deadlock detector killed one of
+//! them, often the index. Between two tries the connection is idle, so it can also say,
+//! every few seconds, who holds the lock (from `pg_locks` and `pg_stat_activity`).
 
 use std::time::{Duration, Instant};
 
-use crate::config::Connection;
-use crate::db::{self, Session};
+use crate::db::Session;
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
-use crate::tls;
 
 const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// A waiting runner asks again soon at first, then every half second.
+const FIRST_RETRY: Duration = Duration::from_millis(25);
+const MAX_RETRY: Duration = Duration::from_millis(500);
 
 /// Takes the lock, waiting at most `timeout`.
 pub async fn acquire(
     session: &Session,
-    connection: &Connection,
     key: i64,
     timeout: Duration,
     interrupt: &Interrupt,
 ) -> Result<()> {
-    let tried = session
-        .rows(&format!("SELECT pg_try_advisory_lock({key})"))
-        .await?;
-    if tried
-        .first()
-        .and_then(|r| r.first().cloned().flatten())
-        .as_deref()
-        == Some("t")
-    {
+    if try_lock(session, key, interrupt).await? {
         return Ok(());
     }
 
@@ -45,63 +42,52 @@ pub async fn acquire(
             .as_deref()
             .unwrap_or("a session that just released it")
     );
-
-    let lock_sql = format!("SELECT pg_advisory_lock({key})");
-    let query = session.client.simple_query(&lock_sql);
-    tokio::pin!(query);
-    let deadline = tokio::time::sleep(timeout);
-    tokio::pin!(deadline);
-    let mut report =
-        tokio::time::interval_at(tokio::time::Instant::now() + REPORT_EVERY, REPORT_EVERY);
-    let mut monitor: Option<Session> = None;
-
+    let mut reported = started;
+    let mut pause = FIRST_RETRY;
     loop {
-        tokio::select! {
-            result = &mut query => {
-                if let Some(m) = monitor { m.close().await; }
-                return match result {
-                    Ok(_) => {
-                        tracing::info!(waited_ms = started.elapsed().as_millis() as u64, "advisory lock acquired");
-                        Ok(())
-                    }
-                    Err(e) => {
-                        interrupt.check()?;
-                        Err(db::classify(e))
-                    }
-                };
-            }
-            _ = report.tick() => {
-                if monitor.is_none() {
-                    // A fresh Interrupt: a signal must cancel the lock wait, not the monitor.
-                    monitor = Session::open(connection, &Interrupt::default()).await.ok();
-                }
-                if let Some(m) = &monitor {
-                    holder = describe_holder(m, key).await;
-                }
-                tracing::info!(
-                    waited_s = started.elapsed().as_secs(),
-                    "still waiting for the advisory lock, held by {}",
-                    holder.as_deref().unwrap_or("(unknown)")
-                );
-            }
-            _ = &mut deadline => {
-                if let Some(m) = &monitor {
-                    holder = describe_holder(m, key).await;
-                }
-                if let Ok((tls, _)) = tls::connector(connection) {
-                    let _ = session.client.cancel_token().cancel_query(tls).await;
-                }
-                // Let the cancelled statement finish; if the lock came in the same instant,
-                // it is freed when the connection closes.
-                let _ = tokio::time::timeout(Duration::from_secs(1), &mut query).await;
-                if let Some(m) = monitor { m.close().await; }
-                return Err(Error::LockTimeout {
-                    waited: Duration::from_secs(started.elapsed().as_secs()),
-                    holder,
-                });
-            }
+        let left = timeout.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Err(Error::LockTimeout {
+                waited: Duration::from_secs(started.elapsed().as_secs()),
+                holder: describe_holder(session, key).await.or(holder),
+            });
         }
+        tokio::select! {
+            _ = tokio::time::sleep(pause.min(left)) => {}
+            signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+        }
+        if try_lock(session, key, interrupt).await? {
+            tracing::info!(
+                waited_ms = started.elapsed().as_millis() as u64,
+                "advisory lock acquired"
+            );
+            return Ok(());
+        }
+        if reported.elapsed() >= REPORT_EVERY {
+            holder = describe_holder(session, key).await;
+            tracing::info!(
+                waited_s = started.elapsed().as_secs(),
+                "still waiting for the advisory lock, held by {}",
+                holder.as_deref().unwrap_or("(unknown)")
+            );
+            reported = Instant::now();
+        }
+        pause = (pause * 2).min(MAX_RETRY);
     }
+}
+
+/// One short statement: the lock now, or `false` at once.
+async fn try_lock(session: &Session, key: i64, interrupt: &Interrupt) -> Result<bool> {
+    let rows = session
+        .rows(&format!("SELECT pg_try_advisory_lock({key})"))
+        .await;
+    // A signal cancels the running statement: report the signal, not the cancellation.
+    interrupt.check()?;
+    Ok(rows?
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .as_deref()
+        == Some("t"))
 }
 
 pub async fn release(session: &Session, key: i64) -> Result<()> {

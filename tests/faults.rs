@@ -50,7 +50,7 @@ fn send(child: &Child, signal: &str) {
 }
 
 /// Whether schemagate has a backend in `db` that is waiting on `wait_event` (`PgSleep`
-/// while a migration sleeps, `advisory` while it waits for the lock).
+/// while a migration sleeps).
 fn backend_waiting(cluster: &Cluster, db: &str, wait_event: &str) -> bool {
     let sql = format!(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
@@ -220,7 +220,7 @@ fn signal_during_long_statement(signal: &str, code: i32, name: &str) {
     );
     let second = Watched::spawn(&mut Run::on(&cluster.url(&db), &folder, &["up"]));
     assert!(
-        wait_until(REACH, || backend_waiting(cluster, &db, "advisory")),
+        wait_until(REACH, || second.logged("waiting for the advisory lock")),
         "the second runner never queued for the lock"
     );
     // The first runner already chose to sleep; the second will not.
@@ -312,13 +312,13 @@ fn sigterm_while_waiting_for_the_lock_exits_143() {
         &["up", "--lock-key", "4242"],
     ));
     assert!(
-        wait_until(REACH, || backend_waiting(cluster, &db, "advisory")),
+        wait_until(REACH, || run.logged("waiting for the advisory lock")),
         "the runner never queued for the lock"
     );
     let signalled = run.signal("TERM");
     finish_signalled(run, signalled, 143).stderr_has("interrupted by SIGTERM");
 
-    // Its queued request is gone with its connection; the holder still has the lock.
+    // Its connection is gone; the holder still has the lock.
     assert!(
         wait_until(SETTLE, || schemagate_backends(cluster, &db) == 0),
         "schemagate backends left in {db}"

@@ -194,3 +194,34 @@ fn eight_runners_at_once_apply_every_migration_exactly_once() {
         "every runner released the lock"
     );
 }
+
+/// The holder's `CREATE INDEX CONCURRENTLY` waits for every transaction with an older
+/// snapshot, so a runner blocked inside `pg_advisory_lock` would make the two wait for each
+/// other until PostgreSQL's deadlock detector killed one (a `--scale 3` compose run hit it).
+#[test]
+fn a_waiting_runner_does_not_deadlock_with_create_index_concurrently() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_database("concurrently");
+    let folder = Folder::new();
+    folder.write("1_items.sql", "CREATE TABLE items (id int);\n");
+    folder.write(
+        "2_items_id.sql",
+        "-- migrate:up transaction:false\nSELECT pg_sleep(2);\nCREATE INDEX CONCURRENTLY items_id ON items (id);\n",
+    );
+    let url = cluster.url(&db);
+    let started = Instant::now();
+    let holder = Run::on(&url, &folder, &["up"]).spawn();
+    // The second arrives while the first holds the lock and sleeps before its index.
+    thread::sleep(Duration::from_millis(500));
+    let waiter = Run::on(&url, &folder, &["up"]).spawn();
+    let (holder, waiter) = (finish(holder, started), finish(waiter, started));
+    holder.expect(0).stderr_has("applied 2 migrations");
+    waiter.expect(0).stderr_has("advisory lock acquired");
+    assert_eq!(
+        cluster.psql(
+            &db,
+            "SELECT count(*) FROM pg_index WHERE indexrelid = 'items_id'::regclass AND indisvalid"
+        ),
+        "1"
+    );
+}
