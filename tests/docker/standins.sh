@@ -46,8 +46,8 @@ fi
 
 label=schemagate.standin
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
-rust_hash=$(echo "$rust_image $host_rust $(rustup --version 2>/dev/null)" | hash_of "$0" /etc/ssl/certs/ca-certificates.crt -)
-postgres_hash=$(echo "$postgres_image $pg_suite" | hash_of "$0" "$here"/postgres/* -)
+rust_hash=$(echo "$rust_image $host_rust $(rustup --version 2>/dev/null)" | hash_of "$here/standins.sh" /etc/ssl/certs/ca-certificates.crt -)
+postgres_hash=$(echo "$postgres_image $pg_suite" | hash_of "$here/standins.sh" "$here"/postgres/* -)
 
 # Whether IMAGE is already what we want: a stand-in of this recipe, or a real image.
 is_current() {
