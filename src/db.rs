@@ -4,7 +4,10 @@
 //! would hand that connection back still holding it. Server notices (`RAISE NOTICE` in a
 //! migration) are forwarded to the log.
 
+use std::sync::Arc;
+
 use futures_util::StreamExt;
+use tokio::sync::Notify;
 use tokio_postgres::{AsyncMessage, Client, SimpleQueryMessage};
 
 use crate::config::Connection;
@@ -15,6 +18,8 @@ use crate::tls;
 pub struct Session {
     pub client: Client,
     driver: tokio::task::JoinHandle<()>,
+    /// Signalled on every `NOTIFY` to a channel this session listens on.
+    notified: Arc<Notify>,
 }
 
 impl Session {
@@ -31,6 +36,8 @@ impl Session {
             .await
             .map_err(ConnectError::Postgres)?;
         interrupt.watch_connection(client.cancel_token(), make_tls);
+        let notified = Arc::new(Notify::new());
+        let notify = Arc::clone(&notified);
         let driver = tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
             while let Some(message) = messages.next().await {
@@ -38,6 +45,7 @@ impl Session {
                     Ok(AsyncMessage::Notice(n)) => {
                         tracing::info!(target: "postgres", "{}: {}", n.severity(), n.message())
                     }
+                    Ok(AsyncMessage::Notification(_)) => notify.notify_one(),
                     Ok(_) => {}
                     Err(e) => {
                         tracing::debug!("connection ended: {e}");
@@ -46,7 +54,17 @@ impl Session {
                 }
             }
         });
-        Ok(Session { client, driver })
+        Ok(Session {
+            client,
+            driver,
+            notified,
+        })
+    }
+
+    /// Completes at the next `NOTIFY` on a channel this session listens on (or at once if
+    /// one came since the last call).
+    pub async fn notification(&self) {
+        self.notified.notified().await
     }
 
     /// Runs SQL through the simple-query protocol and returns its rows as text.

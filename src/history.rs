@@ -52,7 +52,7 @@ pub fn quote_literal(text: &str) -> String {
 /// The history rows, or `None` when the table does not exist yet (a fresh database). Only
 /// what planning needs: a no-op run at 10 000 migrations reads little.
 pub async fn read(session: &Session, tables: &Tables) -> Result<Option<Vec<AppliedRow>>> {
-    read_rows(session, tables, "''::text, ''::text, 0::bigint, ''::text").await
+    read_rows(session, tables, None).await
 }
 
 /// The history rows with when, how and by whom each was recorded (`status`, `history`).
@@ -60,7 +60,7 @@ pub async fn read_recorded(session: &Session, tables: &Tables) -> Result<Option<
     read_rows(
         session,
         tables,
-        "to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), method, execution_ms, applied_by",
+        Some("to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), method, execution_ms, applied_by"),
     )
     .await
 }
@@ -68,10 +68,12 @@ pub async fn read_recorded(session: &Session, tables: &Tables) -> Result<Option<
 async fn read_rows(
     session: &Session,
     tables: &Tables,
-    recorded: &str,
+    recorded: Option<&str>,
 ) -> Result<Option<Vec<AppliedRow>>> {
     let sql = format!(
-        "SELECT revision, checksum, status, {recorded} FROM {} ORDER BY applied_at, revision",
+        "SELECT revision, checksum, status{}{} FROM {} ORDER BY applied_at, revision",
+        if recorded.is_some() { ", " } else { "" },
+        recorded.unwrap_or_default(),
         tables.history
     );
     match session.client.simple_query(&sql).await {
@@ -90,16 +92,21 @@ async fn read_rows(
                         text(0)
                     ))
                 })?;
-                rows.push(AppliedRow {
-                    revision: text(0),
-                    checksum: text(1),
-                    status,
-                    recorded: Recorded {
+                let recorded = if recorded.is_some() {
+                    Recorded {
                         applied_at: text(3),
                         method: text(4),
                         execution_ms: text(5).parse().unwrap_or_default(),
                         applied_by: text(6),
-                    },
+                    }
+                } else {
+                    Recorded::default()
+                };
+                rows.push(AppliedRow {
+                    revision: text(0),
+                    checksum: text(1),
+                    status,
+                    recorded,
                 });
             }
             Ok(Some(rows))

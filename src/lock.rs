@@ -27,7 +27,10 @@
 //! In session mode the two would wait for each other until PostgreSQL's deadlock
 //! detector killed one; in transaction mode the lock is on another backend, so PostgreSQL
 //! would not even see the cycle. Between two tries the connection is idle and says,
-//! every few seconds, who holds the lock (from `pg_locks` and `pg_stat_activity`).
+//! every few seconds, who holds the lock (from `pg_locks` and `pg_stat_activity`). A
+//! waiter also listens on a channel the holder notifies when it lets go, so sixteen pods
+//! started together do not each sleep out their backoff (behind a transaction pooler,
+//! where LISTEN does not reach us, the tries alone do the work).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,11 +82,23 @@ pub struct Request<'a> {
     /// For the second connection of `transaction` mode.
     pub connection: &'a Connection,
     pub key: i64,
+    /// `--lock-timeout`, for messages; `deadline` is when it runs out.
     pub timeout: Duration,
+    pub deadline: Instant,
+    /// Come back without the lock when a holder lets go, so the caller can look at the
+    /// history again: the work it waited for may be done.
+    pub wake: bool,
     pub interrupt: &'a Interrupt,
 }
 
-pub async fn acquire(mode: LockMode, request: &Request<'_>) -> Result<Lock> {
+/// How acquiring ended.
+pub enum Acquired {
+    Held(Lock),
+    /// A holder let go (only with `Request::wake`); the lock was not taken.
+    Woken,
+}
+
+pub async fn acquire(mode: LockMode, request: &Request<'_>) -> Result<Acquired> {
     match mode {
         LockMode::Session => acquire_session(request).await,
         LockMode::Transaction => acquire_transaction(request).await,
@@ -92,7 +107,7 @@ pub async fn acquire(mode: LockMode, request: &Request<'_>) -> Result<Lock> {
                 "--lock-mode none: no lock is taken, so runners started together may race; \
                  the history's primary key stops a second copy of a migration, which then fails with exit 7"
             );
-            Ok(Lock::Nothing)
+            Ok(Acquired::Held(Lock::Nothing))
         }
     }
 }
@@ -102,7 +117,7 @@ const POOLED: &str = "connected through a transaction-pooling proxy (PgBouncer p
     nothing and stay behind on a pooled connection. Run with --lock-mode transaction, or point DATABASE_URL \
     past the pooler at PostgreSQL itself";
 
-async fn acquire_session(request: &Request<'_>) -> Result<Lock> {
+async fn acquire_session(request: &Request<'_>) -> Result<Acquired> {
     let Request { session, key, .. } = *request;
     let backend = first_value(session, "SELECT pg_backend_pid()").await?;
     // Only lock on the backend that answered just now: behind transaction pooling this
@@ -110,13 +125,15 @@ async fn acquire_session(request: &Request<'_>) -> Result<Lock> {
     let attempt = format!(
         "SELECT CASE WHEN pg_backend_pid() = {backend} THEN pg_try_advisory_lock({key})::text ELSE 'pooled' END"
     );
-    poll(request, session, &attempt, Space::Run).await?;
+    if let Polled::Woken = poll(request, session, &attempt, Space::Run).await? {
+        return Ok(Acquired::Woken);
+    }
     let lock = Lock::Session { key, backend };
     verify(session, &lock).await?;
-    Ok(lock)
+    Ok(Acquired::Held(lock))
 }
 
-async fn acquire_transaction(request: &Request<'_>) -> Result<Lock> {
+async fn acquire_transaction(request: &Request<'_>) -> Result<Acquired> {
     let Request {
         connection, key, ..
     } = *request;
@@ -135,7 +152,10 @@ async fn acquire_transaction(request: &Request<'_>) -> Result<Lock> {
         )
         .await?;
     let attempt = format!("SELECT pg_try_advisory_xact_lock({key})::text");
-    poll(request, &holder, &attempt, Space::Run).await?;
+    if let Polled::Woken = poll(request, &holder, &attempt, Space::Run).await? {
+        // Dropping the holder ends its transaction.
+        return Ok(Acquired::Woken);
+    }
     // Wait until no batch of an interrupted run holds the work guard.
     let (high, low) = halves(key);
     let (high, low) = (high as u32, low as u32);
@@ -144,8 +164,14 @@ async fn acquire_transaction(request: &Request<'_>) -> Result<Lock> {
          AND objsubid = 2 AND classid = {high} AND objid = {low} \
          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())))::text"
     );
-    poll(request, &holder, &drained, Space::Work).await?;
-    Ok(Lock::Transaction(Heartbeat::start(holder)))
+    let work = Request {
+        wake: false,
+        ..*request
+    };
+    poll(&work, &holder, &drained, Space::Work).await?;
+    Ok(Acquired::Held(Lock::Transaction(Heartbeat::start(
+        holder, key,
+    ))))
 }
 
 /// The first statement of every batch a run sends under `lock`: in `transaction` mode a
@@ -213,8 +239,11 @@ pub fn check(lock: &Lock) -> Result<()> {
 pub async fn release(session: &Session, lock: Lock) -> Result<()> {
     match lock {
         Lock::Session { key, .. } => {
-            let released =
-                first_value(session, &format!("SELECT pg_advisory_unlock({key})")).await?;
+            let released = first_value(
+                session,
+                &format!("SELECT pg_advisory_unlock({key}); NOTIFY {}", channel(key)),
+            )
+            .await?;
             if released != "t" {
                 tracing::warn!(
                     "the advisory lock was not held by this connection at the end of the run: {POOLED}"
@@ -227,8 +256,13 @@ pub async fn release(session: &Session, lock: Lock) -> Result<()> {
     }
 }
 
+/// The channel waiters listen on and a holder notifies when it lets go.
+fn channel(key: i64) -> String {
+    format!("\"schemagate_lock_{:x}\"", key as u64)
+}
+
 impl Heartbeat {
-    fn start(holder: Session) -> Heartbeat {
+    fn start(holder: Session, key: i64) -> Heartbeat {
         let (stop, mut stopped) = watch::channel(false);
         let (report_lost, lost) = watch::channel(None);
         let holder = Arc::new(holder);
@@ -252,7 +286,10 @@ impl Heartbeat {
             }
             // Ending the transaction frees the lock; the connection closes with the last
             // reference to it.
-            if let Err(e) = holder.execute("ROLLBACK").await {
+            if let Err(e) = holder
+                .execute(&format!("ROLLBACK; NOTIFY {}", channel(key)))
+                .await
+            {
                 report_lost.send_replace(Some(e.to_string()));
             }
         });
@@ -289,12 +326,25 @@ impl Drop for Heartbeat {
     }
 }
 
+/// How a wait ended, when it did not fail.
+enum Polled {
+    Done,
+    Woken,
+}
+
 /// Runs `attempt` on `waiter` until it answers `true`, idle in between, reporting who
-/// holds the lock every few seconds; gives up at the timeout (exit 6) or on a signal.
-async fn poll(request: &Request<'_>, waiter: &Session, attempt: &str, space: Space) -> Result<()> {
+/// holds the lock every few seconds; gives up at the deadline (exit 6) or on a signal.
+async fn poll(
+    request: &Request<'_>,
+    waiter: &Session,
+    attempt: &str,
+    space: Space,
+) -> Result<Polled> {
     let Request {
         key,
         timeout,
+        deadline,
+        wake,
         interrupt,
         ..
     } = *request;
@@ -308,23 +358,34 @@ async fn poll(request: &Request<'_>, waiter: &Session, attempt: &str, space: Spa
     };
     let mut retry = FIRST_RETRY;
     let mut reported: Option<Instant> = None;
+    let mut listening = false;
     loop {
         match first_value(waiter, attempt).await?.as_str() {
             "true" => {
                 if reported.is_some() {
                     tracing::info!(waited_ms = started.elapsed().as_millis() as u64, "{done}");
                 }
-                return Ok(());
+                return Ok(Polled::Done);
             }
             "pooled" => return Err(Error::Usage(POOLED.into())),
             _ => {}
         }
         let waited = started.elapsed();
-        if waited >= timeout {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Err(Error::LockTimeout {
-                waited: Duration::from_secs(waited.as_secs()),
+                waited: Duration::from_secs(timeout.as_secs()),
                 holder: describe_holder(waiter, key, space).await,
             });
+        }
+        if !listening {
+            request
+                .session
+                .execute(&format!("LISTEN {}", channel(key)))
+                .await?;
+            listening = true;
+            // The holder may have let go before we listened: try once more at once.
+            continue;
         }
         if reported.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
             let holder = describe_holder(waiter, key, space).await;
@@ -334,7 +395,7 @@ async fn poll(request: &Request<'_>, waiter: &Session, attempt: &str, space: Spa
             if reported.is_none() {
                 tracing::info!(
                     "waiting for {what} (key {key}, up to {}), held by {holder}",
-                    humantime::format_duration(timeout)
+                    humantime::format_duration(Duration::from_secs(left.as_secs()))
                 );
             } else {
                 tracing::info!(
@@ -345,7 +406,12 @@ async fn poll(request: &Request<'_>, waiter: &Session, attempt: &str, space: Spa
             reported = Some(Instant::now());
         }
         tokio::select! {
-            _ = tokio::time::sleep(retry.min(timeout - waited)) => {}
+            _ = tokio::time::sleep(retry.min(left)) => {}
+            _ = request.session.notification() => {
+                if wake {
+                    return Ok(Polled::Woken);
+                }
+            }
             signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
         }
         retry = (retry * 2).min(MAX_RETRY);

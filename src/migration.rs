@@ -159,7 +159,12 @@ pub fn parse(path: &str, file_name: &str, bytes: &[u8]) -> Result<Migration, Vec
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let text = text.replace("\r\n", "\n");
+    // Copied only when there is something to normalise: a no-op run reads every file.
+    let text: std::borrow::Cow<str> = if text.contains('\r') {
+        text.replace("\r\n", "\n").into()
+    } else {
+        text.into()
+    };
 
     let mut problems = Vec::new();
     let mut revises = None;
@@ -411,11 +416,13 @@ fn checksum(up: &Section) -> String {
     if !up.transactional {
         hasher.update(b"\0transaction:false");
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(64);
+    for byte in hasher.finalize() {
+        hex.push(HEX[usize::from(byte >> 4)] as char);
+        hex.push(HEX[usize::from(byte & 0xf)] as char);
+    }
+    hex
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! the history again and converges from there to the same goal: a step whose commit raced
 //! the disconnect is neither lost nor repeated.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::commands::Context;
 use crate::config::{self, Connection};
@@ -17,7 +17,7 @@ use crate::db::Session;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::history::{self, Tables};
-use crate::lock::Lock;
+use crate::lock::{Acquired, Lock};
 use crate::plan::{self, AppliedRow, Options, Step};
 use crate::report;
 use crate::{apply, lock, wait};
@@ -125,25 +125,17 @@ impl<'a> Migrator<'a> {
         decide: &impl Fn(&Graph, &[AppliedRow]) -> Result<Decision>,
         run: &mut Run,
     ) -> Result<()> {
-        if look {
-            let rows = history::read(session, &self.tables)
-                .await?
-                .unwrap_or_default();
-            // A conflict or an impossible request is confirmed under the lock.
-            if let Ok(decision) = decide(self.graph, &rows) {
-                let mut applied = plan::reconcile(self.graph, &rows, self.options).applied;
-                if decision.goals.iter().all(|goal| {
-                    let nothing = plan::converge(self.graph, &applied, goal).is_empty();
-                    applied.clone_from(goal);
-                    nothing
-                }) {
-                    decision.warnings.iter().for_each(|w| tracing::warn!("{w}"));
-                    self.summary(&rows, run.tally);
-                    return Ok(());
-                }
+        let deadline = Instant::now() + self.ctx.global.lock_timeout;
+        let held = loop {
+            if look && self.nothing_to_do(session, decide, run).await? {
+                return Ok(());
             }
-        }
-        let held = self.lock(session).await?;
+            // Woken when a holder lets go: the work waited for may be done, so look again.
+            match self.lock(session, deadline, look).await? {
+                Acquired::Held(lock) => break lock,
+                Acquired::Woken => {}
+            }
+        };
         let outcome = self.converge_locked(session, decide, run, &held).await;
         if outcome.is_ok() {
             // On an error the connection is closed right after, which frees the lock; an
@@ -151,6 +143,33 @@ impl<'a> Migrator<'a> {
             lock::release(session, held).await?;
         }
         outcome
+    }
+
+    /// The look phase: whether, read without the lock, the history needs nothing done.
+    async fn nothing_to_do(
+        &self,
+        session: &Session,
+        decide: &impl Fn(&Graph, &[AppliedRow]) -> Result<Decision>,
+        run: &Run,
+    ) -> Result<bool> {
+        let rows = history::read(session, &self.tables)
+            .await?
+            .unwrap_or_default();
+        // A conflict or an impossible request is confirmed under the lock.
+        let Ok(decision) = decide(self.graph, &rows) else {
+            return Ok(false);
+        };
+        let mut applied = plan::reconcile(self.graph, &rows, self.options).applied;
+        let nothing = decision.goals.iter().all(|goal| {
+            let nothing = plan::converge(self.graph, &applied, goal).is_empty();
+            applied.clone_from(goal);
+            nothing
+        });
+        if nothing {
+            decision.warnings.iter().for_each(|w| tracing::warn!("{w}"));
+            self.summary(&rows, run.tally);
+        }
+        Ok(nothing)
     }
 
     async fn converge_locked(
@@ -282,7 +301,10 @@ impl<'a> Migrator<'a> {
         loop {
             let session = self.connect().await?;
             let outcome = async {
-                let held = self.lock(&session).await?;
+                let deadline = Instant::now() + self.ctx.global.lock_timeout;
+                let Acquired::Held(held) = self.lock(&session, deadline, false).await? else {
+                    return Err(Error::Internal("woken without asking to be".into()));
+                };
                 history::ensure_tables(&session, &self.tables).await?;
                 let rows = history::read(&session, &self.tables)
                     .await?
@@ -302,12 +324,14 @@ impl<'a> Migrator<'a> {
         }
     }
 
-    async fn lock(&self, session: &Session) -> Result<Lock> {
+    async fn lock(&self, session: &Session, deadline: Instant, wake: bool) -> Result<Acquired> {
         let request = lock::Request {
             session,
             connection: &self.connection,
             key: self.key,
             timeout: self.ctx.global.lock_timeout,
+            deadline,
+            wake,
             interrupt: self.ctx.interrupt,
         };
         lock::acquire(self.ctx.global.lock_mode, &request).await

@@ -2,8 +2,12 @@
 //!
 //! Every problem in every file is collected, so one run shows the whole list instead of
 //! making the user fix them one at a time.
+//!
+//! Every run pays for this, including the no-op run at each container start, so files
+//! are read on every core, each with open, read, close (`fs::read` also asks the size).
 
-use std::fs;
+use std::fs::{self, File};
+use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, FileProblem, Result};
@@ -48,24 +52,42 @@ pub fn load(dir: &Path) -> Result<Graph> {
         }
     }
 
-    let mut problems = Vec::new();
-    let mut migrations = Vec::new();
-    for file in files {
-        let name = match file {
-            Ok(name) => name,
-            Err(problem) => {
-                problems.push(problem);
-                continue;
-            }
-        };
-        let path = dir.join(&name);
-        let shown = path.display().to_string();
-        match fs::read(&path) {
-            Ok(bytes) => match migration::parse(&shown, &name, &bytes) {
-                Ok(m) => migrations.push(m),
-                Err(mut file_problems) => problems.append(&mut file_problems),
-            },
-            Err(e) => problems.push(FileProblem::new(shown, None, format!("cannot read: {e}"))),
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.as_ref().ok().cloned())
+        .collect();
+    let mut problems: Vec<FileProblem> = files.into_iter().filter_map(Result::err).collect();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = names.len().div_ceil(threads).max(64);
+    let parsed: Vec<Parsed> = std::thread::scope(|scope| {
+        let workers: Vec<_> = names
+            .chunks(chunk)
+            .map(|names| {
+                scope.spawn(move || {
+                    names
+                        .iter()
+                        .map(|n| read_and_parse(dir, n))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut migrations = Vec::with_capacity(parsed.len());
+    for outcome in parsed {
+        match outcome {
+            Ok(m) => migrations.push(m),
+            Err(mut file_problems) => problems.append(&mut file_problems),
         }
     }
     if !problems.is_empty() {
@@ -73,4 +95,20 @@ pub fn load(dir: &Path) -> Result<Graph> {
         return Err(Error::InvalidFiles(problems));
     }
     Graph::build(migrations).map_err(Error::InvalidFiles)
+}
+
+type Parsed = std::result::Result<migration::Migration, Vec<FileProblem>>;
+
+fn read_and_parse(dir: &Path, name: &str) -> Parsed {
+    let path = dir.join(name);
+    let shown = path.display().to_string();
+    let mut bytes = Vec::with_capacity(4096);
+    match File::open(&path).and_then(|mut file| file.read_to_end(&mut bytes)) {
+        Ok(_) => migration::parse(&shown, name, &bytes),
+        Err(e) => Err(vec![FileProblem::new(
+            shown,
+            None,
+            format!("cannot read: {e}"),
+        )]),
+    }
 }

@@ -1,0 +1,371 @@
+//! schemagate against the physical limit: plain `psql` running the same SQL with the
+//! same number of transactions, on the same throwaway cluster, in the same run,
+//! alternating the two. Prints medians, the ratio schemagate / baseline, and peak RSS.
+//!
+//!   cargo bench --bench schemagate                          # the full benchmark
+//!   SCHEMAGATE_BENCH=short cargo bench --bench schemagate   # a quick one (CI)
+//!
+//! Not a test: it fails only if a run fails, never on a figure.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::Cluster;
+use support::run::Folder;
+
+/// The sizes of one benchmark run.
+struct Sizes {
+    runs: usize,
+    many: usize,
+    very_many: usize,
+    big_file_mb: usize,
+}
+
+const FULL: Sizes = Sizes {
+    runs: 5,
+    many: 1000,
+    very_many: 10_000,
+    big_file_mb: 50,
+};
+const SHORT: Sizes = Sizes {
+    runs: 3,
+    many: 200,
+    very_many: 1000,
+    big_file_mb: 5,
+};
+
+/// One timed process: wall time and peak resident set.
+#[derive(Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    rss_kb: u64,
+}
+
+/// Runs `command` to completion; panics with its output unless it exits 0.
+// The child is reaped by wait4 (for its rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+fn time(command: &mut Command) -> Sample {
+    let started = Instant::now();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid, and wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child and is waited for once, here.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    assert_eq!(waited, pid, "wait4 failed");
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr {
+            use std::io::Read;
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        panic!("{command:?} failed (status {status}):\n{stderr}");
+    }
+    Sample {
+        wall,
+        rss_kb: usage.ru_maxrss as u64,
+    }
+}
+
+fn median(samples: &[Sample]) -> Sample {
+    let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
+    walls.sort();
+    Sample {
+        wall: walls[walls.len() / 2],
+        rss_kb: samples.iter().map(|s| s.rss_kb).max().unwrap_or(0),
+    }
+}
+
+/// The bench's own cluster, and commands against it over TCP, as a container would.
+struct Bench {
+    cluster: Cluster,
+    sizes: Sizes,
+    rows: Vec<String>,
+}
+
+impl Bench {
+    fn url(&self, db: &str) -> String {
+        self.cluster.url(db)
+    }
+
+    fn schemagate(&self, db: &str, folder: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_schemagate"));
+        command
+            .env_clear()
+            .env("DATABASE_URL", self.url(db))
+            .env("SCHEMAGATE_MIGRATIONS", folder)
+            .env("SCHEMAGATE_LOG", "warn")
+            .args(args);
+        command
+    }
+
+    fn psql(&self, db: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(support::pg_bin("psql"));
+        command
+            .env_clear()
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.url(db)])
+            .args(args);
+        command
+    }
+
+    /// An empty database named `name`, dropped first if it exists.
+    fn fresh(&self, name: &str) {
+        self.cluster.psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        );
+        self.cluster
+            .psql("postgres", &format!("CREATE DATABASE {name}"));
+    }
+
+    /// Warm-up, then `runs` alternating pairs; each side gets `prepare` before it.
+    fn compare(
+        &mut self,
+        case: &str,
+        target: &str,
+        mut prepare: impl FnMut(&Bench),
+        ours: impl Fn(&Bench) -> Command,
+        theirs: impl Fn(&Bench) -> Command,
+    ) -> f64 {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for run in 0..=self.sizes.runs {
+            prepare(self);
+            let ours_sample = time(&mut ours(self));
+            prepare(self);
+            let theirs_sample = time(&mut theirs(self));
+            if run > 0 {
+                a.push(ours_sample);
+                b.push(theirs_sample);
+            }
+        }
+        self.row(case, median(&a), median(&b), target)
+    }
+
+    fn row(&mut self, case: &str, ours: Sample, theirs: Sample, target: &str) -> f64 {
+        let ratio = ours.wall.as_secs_f64() / theirs.wall.as_secs_f64();
+        let line = format!(
+            "| {case} | {:.1} ms | {:.1} ms | {ratio:.2}x | {target} | {:.1} MB |",
+            ours.wall.as_secs_f64() * 1000.0,
+            theirs.wall.as_secs_f64() * 1000.0,
+            ours.rss_kb as f64 / 1024.0
+        );
+        println!("{line}");
+        self.rows.push(line);
+        ratio
+    }
+}
+
+/// Migration i: `CREATE TABLE t_i (id bigint PRIMARY KEY, v text NOT NULL DEFAULT '')`
+/// and `CREATE INDEX ON t_i (v)`; down drops the table.
+fn up_sql(i: usize) -> String {
+    format!(
+        "CREATE TABLE t_{i} (id bigint PRIMARY KEY, v text NOT NULL DEFAULT '');\nCREATE INDEX ON t_{i} (v);\n"
+    )
+}
+
+/// A folder of `count` migrations, and the baseline's script of the same SQL: each
+/// migration in its own BEGIN/COMMIT with an INSERT into a version table.
+fn workload(count: usize) -> (Folder, PathBuf) {
+    let folder = Folder::new();
+    let mut script = String::from("CREATE TABLE versions (version text PRIMARY KEY);\n");
+    for i in 1..=count {
+        let up = up_sql(i);
+        folder.write(
+            &format!("{:06}_t{i}.sql", i),
+            &format!("-- migrate:up\n{up}\n-- migrate:down\nDROP TABLE t_{i};\n"),
+        );
+        let _ = write!(
+            script,
+            "BEGIN;\n{up}INSERT INTO versions VALUES ('{i:06}');\nCOMMIT;\n"
+        );
+    }
+    let path = std::env::temp_dir().join(format!(
+        "schemagate-bench-{count}-{}.sql",
+        std::process::id()
+    ));
+    fs::write(&path, script).expect("write the baseline script");
+    (folder, path)
+}
+
+fn main() {
+    let short = std::env::var("SCHEMAGATE_BENCH").is_ok_and(|v| v == "short");
+    let sizes = if short { SHORT } else { FULL };
+    let mut bench = Bench {
+        cluster: Cluster::start(),
+        sizes,
+        rows: Vec::new(),
+    };
+    let (many, very_many, runs) = (bench.sizes.many, bench.sizes.very_many, bench.sizes.runs);
+    println!(
+        "schemagate benchmark ({}): {runs} runs after a warm-up, alternating with the baseline; medians; \
+         peak RSS is schemagate's",
+        if short { "short" } else { "full" }
+    );
+    println!("| case | schemagate | baseline | ratio | target | peak RSS |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+
+    // fresh-N: N migrations onto an empty database, recreated before each run.
+    for (count, target) in [(many, "<= 1.05x"), (10, "<= 1.10x")] {
+        let (folder, script) = workload(count);
+        let script = script.to_str().expect("utf-8").to_string();
+        bench.compare(
+            &format!("fresh-{count}"),
+            target,
+            |b| b.fresh("bench_fresh"),
+            |b| b.schemagate("bench_fresh", folder.path(), &["up"]),
+            |b| b.psql("bench_fresh", &["-f", &script]),
+        );
+    }
+
+    // noop-N and status-N: the database at head with N applied.
+    let mut noop_many = 0.0;
+    for count in [many, very_many] {
+        let (folder, _) = workload(count);
+        let db = format!("bench_noop_{count}");
+        bench.fresh(&db);
+        time(&mut bench.schemagate(&db, folder.path(), &["up"]));
+        let ours = |b: &Bench| b.schemagate(&db, folder.path(), &["up"]);
+        let select_1 = |b: &Bench| b.psql(&db, &["-c", "SELECT 1"]);
+        if count == many {
+            bench.compare(&format!("noop-{count}"), "<= 1.5x", |_| {}, ours, select_1);
+            noop_many = median(
+                &(0..runs)
+                    .map(|_| time(&mut bench.schemagate(&db, folder.path(), &["up"])))
+                    .collect::<Vec<_>>(),
+            )
+            .wall
+            .as_secs_f64();
+            bench.compare(
+                &format!("status-{count}"),
+                "<= 2x",
+                |_| {},
+                |b| b.schemagate(&db, folder.path(), &["status"]),
+                select_1,
+            );
+        } else {
+            let samples: Vec<Sample> = (0..=runs)
+                .map(|_| time(&mut ours(&bench)))
+                .skip(1)
+                .collect();
+            let ours = median(&samples);
+            let reference = Sample {
+                wall: Duration::from_secs_f64(noop_many),
+                rss_kb: 0,
+            };
+            bench.row(
+                &format!("noop-{count} (baseline: noop-{many})"),
+                ours,
+                reference,
+                "<= 2x",
+            );
+        }
+    }
+
+    // big-file: one migration of INSERTs, in a transaction and statement by statement.
+    let mb = bench.sizes.big_file_mb;
+    let big = Folder::new();
+    let mut inserts = String::from("CREATE TABLE big (id bigint PRIMARY KEY, v text NOT NULL);\n");
+    let mut id = 0;
+    while inserts.len() < mb << 20 {
+        id += 1;
+        let _ = writeln!(
+            inserts,
+            "INSERT INTO big (id, v) VALUES ({id}, 'row {id} of the big migration, some text to make it realistic');"
+        );
+    }
+    let script =
+        std::env::temp_dir().join(format!("schemagate-bench-big-{}.sql", std::process::id()));
+    fs::write(&script, &inserts).expect("write the big script");
+    let script = script.to_str().expect("utf-8").to_string();
+    for (transactional, psql_args, case) in [
+        (true, vec!["-1", "-f", &script], format!("big-file-{mb}MB")),
+        (
+            false,
+            vec!["-f", &script],
+            format!("big-file-{mb}MB transaction:false"),
+        ),
+    ] {
+        let marker = if transactional {
+            "-- migrate:up\n"
+        } else {
+            "-- migrate:up transaction:false\n"
+        };
+        big.write("1_big.sql", &format!("{marker}{inserts}"));
+        bench.compare(
+            &case,
+            "<= 1.10x",
+            |b| b.fresh("bench_big"),
+            |b| b.schemagate("bench_big", big.path(), &["up"]),
+            |b| b.psql("bench_big", &psql_args),
+        );
+    }
+
+    // racing-16: 16 runners at once on an empty database with fresh-10; the slowest.
+    let (ten, _) = workload(10);
+    let (mut alone, mut racing) = (Vec::new(), Vec::new());
+    for run in 0..=runs {
+        bench.fresh("bench_race");
+        let one = time(&mut bench.schemagate("bench_race", ten.path(), &["up"]));
+        bench.fresh("bench_race");
+        let started = Instant::now();
+        let children: Vec<_> = (0..16)
+            .map(|_| {
+                bench
+                    .schemagate("bench_race", ten.path(), &["up"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("spawn")
+            })
+            .collect();
+        for mut child in children {
+            assert!(
+                child.wait().expect("wait").success(),
+                "a racing runner failed"
+            );
+        }
+        if run > 0 {
+            alone.push(one);
+            racing.push(Sample {
+                wall: started.elapsed(),
+                rss_kb: 0,
+            });
+        }
+    }
+    bench.row(
+        "racing-16 (baseline: one runner)",
+        median(&racing),
+        median(&alone),
+        "<= 1.5x",
+    );
+
+    // The binary itself.
+    let binary = Path::new(env!("CARGO_BIN_EXE_schemagate"));
+    let size = fs::metadata(binary).expect("the binary").len();
+    let version: Vec<Sample> = (0..=runs * 4)
+        .map(|_| time(Command::new(binary).arg("--version")))
+        .skip(1)
+        .collect();
+    let version = median(&version);
+    println!(
+        "\nbinary: {:.2} MB ({}; target < 8 MB stripped, static); `schemagate --version`: {:.2} ms, {:.1} MB peak RSS",
+        size as f64 / 1e6,
+        binary.display(),
+        version.wall.as_secs_f64() * 1000.0,
+        version.rss_kb as f64 / 1024.0
+    );
+    let _ = fs::remove_file(&script);
+}
