@@ -155,6 +155,7 @@ fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
     Disable,
+    Allow,
     Prefer,
     Require,
     VerifyCa,
@@ -166,13 +167,14 @@ impl FromStr for SslMode {
     fn from_str(text: &str) -> std::result::Result<Self, String> {
         Ok(match text {
             "disable" => SslMode::Disable,
-            "allow" | "prefer" => SslMode::Prefer,
+            "allow" => SslMode::Allow,
+            "prefer" => SslMode::Prefer,
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
             other => {
                 return Err(format!(
-                    "sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"
+                    "sslmode `{other}` is not one of disable, allow, prefer, require, verify-ca, verify-full"
                 ));
             }
         })
@@ -313,9 +315,15 @@ pub fn connection(global: &Global, env: Env<'_>) -> Result<Connection> {
         Some(mode) => mode.parse::<SslMode>().map_err(Error::Usage)?,
         None => SslMode::Prefer,
     };
+    // libpq's default, ~/.postgresql/root.crt, counts only when it exists; without it
+    // verify-ca/verify-full use the system's CAs (tls.rs).
     let ssl_root_cert = url_root_cert
         .or_else(|| pg("PGSSLROOTCERT"))
-        .map(PathBuf::from);
+        .map(PathBuf::from)
+        .or_else(|| {
+            let default = PathBuf::from(pg("HOME")?).join(".postgresql/root.crt");
+            default.is_file().then_some(default)
+        });
     Ok(Connection {
         config,
         ssl_mode,

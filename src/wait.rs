@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-use crate::config::Connection;
+use crate::config::{Connection, SslMode};
 use crate::db::{self, ConnectError, Session};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
+use crate::tls;
 
 /// The time a run may spend waiting for connections, shared by the first connection and
 /// any reconnection after the server went away mid-run.
@@ -71,7 +72,7 @@ pub async fn connect(
                 return Ok(session);
             }
             Ok(Err(ConnectError::Setup(e))) => return Err(e),
-            Ok(Err(ConnectError::Postgres(e))) => match classify(&e) {
+            Ok(Err(ConnectError::Postgres(e))) => match classify(&e, connection) {
                 Attempt::Retry(reason) => reason,
                 Attempt::GiveUp(error) => return Err(error),
             },
@@ -110,33 +111,32 @@ enum Attempt {
     GiveUp(Error),
 }
 
-fn classify(error: &tokio_postgres::Error) -> Attempt {
+fn classify(error: &tokio_postgres::Error, connection: &Connection) -> Attempt {
     if let Some(db) = error.as_db_error() {
         let code = db.code().code();
         let message = format!("{} (SQLSTATE {code})", db.message());
         return match code {
             "57P03" | "53300" | "57P01" | "57P02" => Attempt::Retry(message),
             "28P01" => Attempt::GiveUp(Error::Refused(format!(
-                "{message}: check the password in the database URL or PGPASSWORD"
+                "{message}: check the password in the database URL, PGPASSWORD or the password file"
             ))),
             "3D000" => Attempt::GiveUp(Error::Refused(format!(
                 "{message}: create the database first, or fix its name in the database URL"
             ))),
             "28000" => Attempt::GiveUp(Error::Refused(format!(
-                "{message}: check the user name, and that pg_hba.conf lets it in"
+                "{message}: {}",
+                hba_fix(db.message(), connection.ssl_mode)
             ))),
             _ => Attempt::GiveUp(Error::Refused(message)),
         };
     }
     let text = db::describe(error);
-    if is_tls_failure(error) {
-        return Attempt::GiveUp(Error::Refused(format!(
-            "TLS failed: {text}; check sslmode and sslrootcert"
-        )));
+    if tls::is_tls_failure(error) {
+        return Attempt::GiveUp(Error::Refused(tls::explain(error, connection, &text)));
     }
     if text.contains("password missing") {
         return Attempt::GiveUp(Error::Refused(
-            "the server asks for a password and none is configured: put it in the database URL or PGPASSWORD".into(),
+            "the server asks for a password and none is configured: put it in the database URL, PGPASSWORD or the password file (PGPASSFILE, ~/.pgpass)".into(),
         ));
     }
     if db::is_connection_lost(error) {
@@ -146,20 +146,14 @@ fn classify(error: &tokio_postgres::Error) -> Attempt {
     }
 }
 
-fn is_tls_failure(error: &tokio_postgres::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-        {
-            return true;
-        }
-        source = e.source();
+/// What to change after "no pg_hba.conf entry": the server's message ends in how the
+/// connection was encrypted, which tells whether sslmode is the problem.
+fn hba_fix(message: &str, mode: SslMode) -> &'static str {
+    if message.ends_with("no encryption") && mode != SslMode::Prefer && mode != SslMode::Allow {
+        "the server accepts this user only over TLS: use sslmode=require (or verify-full with sslrootcert)"
+    } else if message.ends_with("SSL encryption") {
+        "the server accepts this user only without TLS (hostnossl): use sslmode=prefer or disable, or add a hostssl line to pg_hba.conf"
+    } else {
+        "check the user name, and that pg_hba.conf lets it in"
     }
-    error.to_string().contains("TLS")
 }
