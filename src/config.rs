@@ -3,7 +3,8 @@
 //!
 //! Precedence is flag > environment > default. The database URL may also come from
 //! `DATABASE_URL_FILE` (Docker and Kubernetes secrets) or from libpq's `PG*` variables,
-//! which, as in libpq, also fill in whatever the URL leaves out.
+//! which, as in libpq, also fill in whatever the URL leaves out; a password missing from
+//! both may come from libpq's password file (`pgpass`).
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -307,6 +308,12 @@ pub fn connection(global: &Global, env: Env<'_>) -> Result<Connection> {
         if let Some(db) = db {
             config.dbname(db);
         }
+    }
+    // Last, as in libpq: the file is keyed by host, port, database and user.
+    if config.get_password().is_none()
+        && let Some(password) = crate::pgpass::find(&config, env)
+    {
+        config.password(password);
     }
     if config.get_application_name().is_none() {
         config.application_name(pg("PGAPPNAME").as_deref().unwrap_or("schemagate"));

@@ -15,6 +15,7 @@ pub mod interrupt;
 pub mod lock;
 pub mod migration;
 pub mod output;
+pub mod pgpass;
 pub mod plan;
 pub mod source;
 pub mod split;
