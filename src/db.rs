@@ -121,7 +121,10 @@ pub fn is_connection_lost(error: &tokio_postgres::Error) -> bool {
         return matches!(db.code().code(), "57P01" | "57P02" | "57P03")
             || db.code().code().starts_with("08");
     }
-    error.is_closed() || io_error(error).is_some()
+    // An InvalidInput I/O error is tokio-postgres refusing to encode our message (a NUL
+    // in the SQL): the connection is fine, and reconnecting would only fail the same way.
+    error.is_closed()
+        || io_error(error).is_some_and(|io| io.kind() != std::io::ErrorKind::InvalidInput)
 }
 
 pub fn io_error(error: &tokio_postgres::Error) -> Option<&std::io::Error> {

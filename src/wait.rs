@@ -21,13 +21,25 @@ use crate::tls;
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
     pub remaining: Duration,
+    /// Connections made so far; every one after the first is a reconnection.
+    connections: u32,
 }
 
 impl Budget {
     pub fn new(total: Duration) -> Budget {
-        Budget { remaining: total }
+        Budget {
+            remaining: total,
+            connections: 0,
+        }
     }
 }
+
+/// What each reconnection costs the budget even when it succeeds at once, so a connection
+/// that is lost again and again (or an error mistaken for a loss) cannot loop forever.
+const RECONNECT_COST: Duration = Duration::from_secs(1);
+
+/// Longer than any deployment waits; what an overlong `--wait-timeout` is cut to.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// One attempt is never allowed to hang longer than this, so the loop keeps its rhythm.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,8 +50,24 @@ pub async fn connect(
     budget: &mut Budget,
     interrupt: &Interrupt,
 ) -> Result<Session> {
+    let target = connection.describe();
+    if budget.connections > 0 {
+        if budget.remaining.is_zero() {
+            return Err(Error::Unreachable {
+                waited: Duration::ZERO,
+                last: format!(
+                    "{target}: the connection was lost {} times and --wait-timeout is used up",
+                    budget.connections
+                ),
+            });
+        }
+        budget.remaining = budget.remaining.saturating_sub(RECONNECT_COST);
+    }
     let started = Instant::now();
-    let deadline = started + budget.remaining;
+    // A budget too large for the clock (`--wait-timeout 18446744073709551615`) is "forever".
+    let deadline = started
+        .checked_add(budget.remaining)
+        .unwrap_or_else(|| started + FOREVER);
     // backon's jitter adds up to one more delay: sleeps of 50-100 ms at first, 1-2 s at most.
     let mut delays = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(50))
@@ -48,7 +76,6 @@ pub async fn connect(
         .with_jitter()
         .without_max_times()
         .build();
-    let target = connection.describe();
     let mut attempts = 0u32;
     loop {
         interrupt.check()?;
@@ -60,6 +87,7 @@ pub async fn connect(
             tokio::time::timeout(attempt_timeout, Session::open(connection, interrupt)).await;
         let failure = match outcome {
             Ok(Ok(session)) => {
+                budget.connections += 1;
                 let waited = started.elapsed();
                 budget.remaining = budget.remaining.saturating_sub(waited);
                 if attempts > 1 {
@@ -155,5 +183,35 @@ fn hba_fix(message: &str, mode: SslMode) -> &'static str {
         "the server accepts this user only without TLS (hostnossl): use sslmode=prefer or disable, or add a hostssl line to pg_hba.conf"
     } else {
         "check the user name, and that pg_hba.conf lets it in"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reconnections_use_up_the_budget_and_then_stop() {
+        let global = <crate::config::Cli as clap::Parser>::try_parse_from([
+            "schemagate",
+            "--database-url",
+            "postgres://u@127.0.0.1:1/d",
+            "wait",
+        ])
+        .expect("valid args")
+        .global;
+        let connection = crate::config::connection(&global, &|_| None).expect("valid url");
+        let mut budget = Budget {
+            remaining: Duration::ZERO,
+            connections: 3,
+        };
+        let started = Instant::now();
+        let error = connect(&connection, &mut budget, &Interrupt::default())
+            .await
+            .err()
+            .expect("no budget left");
+        assert_eq!(error.exit_code(), 4);
+        assert!(error.to_string().contains("lost 3 times"), "{error}");
+        assert!(started.elapsed() < Duration::from_millis(500));
     }
 }
