@@ -370,6 +370,64 @@ impl Drop for Cluster {
     }
 }
 
+/// Holds advisory lock `key` in `db` from a psql session (as the superuser,
+/// over the unix socket) until dropped.
+pub struct LockHolder {
+    psql: Child,
+    cluster: &'static Cluster,
+    db: String,
+}
+
+/// What the holder's session calls itself, so Drop finds its backend.
+const HOLDER_APP: &str = "lock-holder-test";
+
+impl LockHolder {
+    /// Returns once the lock is granted.
+    pub fn take(cluster: &'static Cluster, db: &str, key: i64) -> LockHolder {
+        let mut cmd = pg::client_command(&PgBins::get().path("psql"));
+        cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+            .args(cluster.socket_args(db))
+            .args([
+                "-c",
+                &format!("SELECT pg_advisory_lock({key})"),
+                "-c",
+                "SELECT pg_sleep(60)",
+            ])
+            .env("PGAPPNAME", HOLDER_APP)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().expect("psql starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let held = format!(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = {key} AND granted"
+        );
+        while cluster.psql(db, &held) != "1" {
+            assert!(Instant::now() < deadline, "the holder never got the lock");
+            thread::sleep(Duration::from_millis(20));
+        }
+        LockHolder {
+            psql: child,
+            cluster,
+            db: db.to_string(),
+        }
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        // Killing psql is not enough: its backend sits in pg_sleep until the sleep ends.
+        self.cluster.psql(
+            &self.db,
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = '{HOLDER_APP}' AND datname = current_database()"
+            ),
+        );
+        let _ = self.psql.kill();
+        let _ = self.psql.wait();
+    }
+}
+
 /// Paths, port and settings of one server; cloned into `start_later`'s thread.
 #[derive(Clone)]
 struct Server {
@@ -550,13 +608,7 @@ fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// The same encoding schemagate's redactor knows.
 fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    schemagate::output::percent_encoded(text)
 }
