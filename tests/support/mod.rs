@@ -19,6 +19,7 @@
 
 pub mod pg;
 pub mod run;
+pub mod sql;
 pub mod template;
 pub mod tls;
 pub mod watchdog;
