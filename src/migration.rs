@@ -4,6 +4,7 @@
 //! for Alembic-style graphs, so existing dbmate folders run unchanged. Every problem is
 //! reported with its line, and all problems of a file are reported at once.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use sha2::{Digest, Sha256};
@@ -159,7 +160,12 @@ pub fn parse(path: &str, file_name: &str, bytes: &[u8]) -> Result<Migration, Vec
         )]);
     }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let text = text.replace("\r\n", "\n");
+    // Copied only when there is something to change: a migration may be tens of MB.
+    let text: Cow<str> = if text.contains("\r\n") {
+        Cow::Owned(text.replace("\r\n", "\n"))
+    } else {
+        Cow::Borrowed(text)
+    };
 
     let mut problems = Vec::new();
     let mut revises = None;
