@@ -3,7 +3,8 @@
 //!
 //! Precedence is flag > environment > default. The database URL may also come from
 //! `DATABASE_URL_FILE` (Docker and Kubernetes secrets) or from libpq's `PG*` variables,
-//! which, as in libpq, also fill in whatever the URL leaves out.
+//! which, as in libpq, also fill in whatever the URL leaves out; a password missing from
+//! both may come from libpq's password file (`pgpass`).
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -339,19 +340,26 @@ pub struct ResolveArgs {
     pub rolled_back: bool,
 }
 
+/// Longer than any deployment waits: what an overlong duration is cut to, so adding it to
+/// the clock can never overflow (`--lock-timeout 18446744073709551615` means forever).
+pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let text = text.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("`{text}` is not a duration ({e}); write it like 90s, 2m or 1h"))
+    let duration = match text.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(text).map_err(|e| {
+            format!("`{text}` is not a duration ({e}); write it like 90s, 2m or 1h")
+        })?,
+    };
+    Ok(duration.min(FOREVER))
 }
 
 /// How to use TLS, as libpq's `sslmode` means it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
     Disable,
+    Allow,
     Prefer,
     Require,
     VerifyCa,
@@ -363,13 +371,14 @@ impl FromStr for SslMode {
     fn from_str(text: &str) -> std::result::Result<Self, String> {
         Ok(match text {
             "disable" => SslMode::Disable,
-            "allow" | "prefer" => SslMode::Prefer,
+            "allow" => SslMode::Allow,
+            "prefer" => SslMode::Prefer,
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
             other => {
                 return Err(format!(
-                    "sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"
+                    "sslmode `{other}` is not one of disable, allow, prefer, require, verify-ca, verify-full"
                 ));
             }
         })
@@ -513,6 +522,12 @@ pub fn connection(global: &Global, env: Env<'_>) -> Result<Connection> {
             config.dbname(db);
         }
     }
+    // Last, as in libpq: the file is keyed by host, port, database and user.
+    if config.get_password().is_none()
+        && let Some(password) = crate::pgpass::find(&config, env)
+    {
+        config.password(password);
+    }
     if config.get_application_name().is_none() {
         config.application_name(pg("PGAPPNAME").as_deref().unwrap_or("schemagate"));
     }
@@ -520,9 +535,15 @@ pub fn connection(global: &Global, env: Env<'_>) -> Result<Connection> {
         Some(mode) => mode.parse::<SslMode>().map_err(Error::Usage)?,
         None => SslMode::Prefer,
     };
+    // libpq's default, ~/.postgresql/root.crt, counts only when it exists; without it
+    // verify-ca/verify-full use the system's CAs (tls.rs).
     let ssl_root_cert = url_root_cert
         .or_else(|| pg("PGSSLROOTCERT"))
-        .map(PathBuf::from);
+        .map(PathBuf::from)
+        .or_else(|| {
+            let default = PathBuf::from(pg("HOME")?).join(".postgresql/root.crt");
+            default.is_file().then_some(default)
+        });
     Ok(Connection {
         config,
         ssl_mode,
@@ -826,5 +847,6 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
         assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_duration(&u64::MAX.to_string()), Ok(FOREVER));
     }
 }

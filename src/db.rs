@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use tokio::sync::Notify;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::{AsyncMessage, Client, SimpleQueryMessage};
 
 use crate::config::Connection;
@@ -23,18 +24,38 @@ pub struct Session {
 }
 
 impl Session {
-    /// Opens one connection (no retry: that is `wait`'s job).
+    /// Opens one connection (no retry: that is `wait`'s job, except for the second
+    /// attempt of sslmode prefer and allow, which libpq makes within one connect).
     pub async fn open(
         connection: &Connection,
         interrupt: &Interrupt,
     ) -> std::result::Result<Session, ConnectError> {
-        let (make_tls, wire_mode) = tls::connector(connection).map_err(ConnectError::Setup)?;
-        let mut config = connection.config.clone();
-        config.ssl_mode(wire_mode);
-        let (client, mut conn) = config
-            .connect(make_tls.clone())
-            .await
-            .map_err(ConnectError::Postgres)?;
+        let (make_tls, attempts) = tls::connector(connection).map_err(ConnectError::Setup)?;
+        let connect = |mode| {
+            let mut config = connection.config.clone();
+            config.ssl_mode(mode);
+            let make_tls = make_tls.clone();
+            async move { config.connect(make_tls).await }
+        };
+        let connected = match (connect(attempts.first).await, attempts.fallback) {
+            (Err(first), Some(fallback)) if tls::worth_second_attempt(&first) => {
+                tracing::debug!(
+                    "sslmode {:?}: first attempt failed ({}), trying again {}",
+                    connection.ssl_mode,
+                    describe(&first),
+                    if fallback == SslMode::Disable {
+                        "without TLS"
+                    } else {
+                        "with TLS"
+                    }
+                );
+                connect(fallback)
+                    .await
+                    .map_err(|second| tls::more_telling(first, second))
+            }
+            (outcome, _) => outcome,
+        };
+        let (client, mut conn) = connected.map_err(ConnectError::Postgres)?;
         interrupt.watch_connection(client.cancel_token(), make_tls);
         let notified = Arc::new(Notify::new());
         let notify = Arc::clone(&notified);
@@ -134,7 +155,10 @@ pub fn is_connection_lost(error: &tokio_postgres::Error) -> bool {
         return matches!(db.code().code(), "57P01" | "57P02" | "57P03")
             || db.code().code().starts_with("08");
     }
-    error.is_closed() || io_error(error).is_some()
+    // An InvalidInput I/O error is tokio-postgres refusing to encode our message (a NUL
+    // in the SQL): the connection is fine, and reconnecting would only fail the same way.
+    error.is_closed()
+        || io_error(error).is_some_and(|io| io.kind() != std::io::ErrorKind::InvalidInput)
 }
 
 pub fn io_error(error: &tokio_postgres::Error) -> Option<&std::io::Error> {

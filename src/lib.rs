@@ -16,6 +16,7 @@ pub mod lock;
 pub mod migration;
 pub mod migrator;
 pub mod output;
+pub mod pgpass;
 pub mod plan;
 pub mod report;
 pub mod scaffold;

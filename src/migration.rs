@@ -4,6 +4,7 @@
 //! for Alembic-style graphs, so existing dbmate folders run unchanged. Every problem is
 //! reported with its line, and all problems of a file are reported at once.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use sha2::{Digest, Sha256};
@@ -158,12 +159,21 @@ pub fn parse(path: &str, file_name: &str, bytes: &[u8]) -> Result<Migration, Vec
             )]);
         }
     };
+    // The protocol sends SQL as C strings: the server could never receive this file.
+    if let Some(at) = text.find('\0') {
+        let line = text[..at].matches('\n').count() + 1;
+        return Err(vec![problem(
+            Some(line),
+            "the file contains a NUL byte, which PostgreSQL cannot receive in SQL: remove it"
+                .to_string(),
+        )]);
+    }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    // Copied only when there is something to normalise: a no-op run reads every file.
-    let text: std::borrow::Cow<str> = if text.contains('\r') {
-        text.replace("\r\n", "\n").into()
+    // Copied only when there is something to change: a migration may be tens of MB.
+    let text: Cow<str> = if text.contains("\r\n") {
+        Cow::Owned(text.replace("\r\n", "\n"))
     } else {
-        text.into()
+        Cow::Borrowed(text)
     };
 
     let mut problems = Vec::new();
@@ -662,6 +672,18 @@ mod tests {
     fn duplicate_markers() {
         let problems = parse_err("-- migrate:up\nSELECT 1;\n-- migrate:up\nSELECT 2;\n");
         assert_eq!(problems[0].line, Some(3));
+    }
+
+    #[test]
+    fn a_nul_byte_is_an_error_with_its_line() {
+        let problems = parse(
+            "m/1_a.sql",
+            "1_a.sql",
+            b"-- migrate:up\nSELECT 1;\nSELECT 'a\0b';\n",
+        )
+        .expect_err("NUL");
+        assert_eq!(problems[0].line, Some(3));
+        assert!(problems[0].message.contains("NUL byte"), "{problems:?}");
     }
 
     #[test]

@@ -36,12 +36,50 @@ pub fn init(format: LogFormat, filter: &str, secret: Option<String>) -> Result<(
     installed.map_err(|e| Error::Internal(format!("logging: {e}")))
 }
 
-/// Replaces every occurrence of `secret` with `***`.
+/// Replaces every occurrence of `secret` with `***`: as it is, and as JSON logs and URLs
+/// escape it (a server message quoting it comes out as `\"pa\\ss\"` in a JSON line).
 pub fn redact(text: &str, secret: Option<&str>) -> String {
     match secret {
-        Some(s) if s.len() >= MIN_REDACTED_LEN => text.replace(s, "***"),
+        Some(s) if s.len() >= MIN_REDACTED_LEN => {
+            let mut text = text.to_string();
+            for form in [s.to_string(), json_escaped(s), percent_encoded(s)] {
+                text = text.replace(&form, "***");
+            }
+            text
+        }
         _ => text.to_string(),
     }
+}
+
+/// `text` inside a JSON string, escaped as serde_json (and so tracing's JSON) writes it.
+fn json_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` as a URL writes it, every byte but the unreserved ones as `%XX`.
+pub fn percent_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[derive(Clone)]
@@ -94,5 +132,29 @@ mod tests {
         );
         assert_eq!(redact("a b c", Some("b")), "a b c");
         assert_eq!(redact("nothing", None), "nothing");
+    }
+
+    #[test]
+    fn redacts_escaped_copies_too() {
+        let secret = Some("pa\"ss\\wd/1\n");
+        // As a JSON log line quotes it.
+        assert_eq!(
+            redact(r#"{"message":"bad: \"pa\"ss\\wd/1\n\""}"#, secret),
+            r#"{"message":"bad: \"***\""}"#
+        );
+        // As a URL writes it.
+        assert_eq!(
+            redact("postgres://u:pa%22ss%5Cwd%2F1%0A@h/d", secret),
+            "postgres://u:***@h/d"
+        );
+        assert_eq!(redact("raw pa\"ss\\wd/1\n end", secret), "raw *** end");
+    }
+
+    #[test]
+    fn a_panic_message_is_redacted() {
+        // What the panic hook in main.rs prints goes through the same function.
+        let secret = Some("hunter2-secret");
+        let message = "panicked at src/x.rs:1:1:\nbad URL postgres://u:hunter2-secret@h/d";
+        assert!(!redact(message, secret).contains("hunter2"));
     }
 }

@@ -1,14 +1,18 @@
 //! TLS as libpq's `sslmode` means it, with rustls, so the binary is static and has no
-//! OpenSSL. tokio-postgres only knows disable/prefer/require and never verifies by itself;
-//! the certificate checks of verify-ca and verify-full are made here.
+//! OpenSSL. tokio-postgres only knows disable/prefer/require, never verifies by itself and
+//! never retries without TLS; the certificate checks of verify-ca and verify-full, and
+//! libpq's second attempt for prefer and allow, are made here.
 //!
 //! | sslmode     | encrypts          | checks the chain          | checks the host name |
 //! |-------------|-------------------|---------------------------|----------------------|
 //! | disable     | no                | -                         | -                    |
-//! | prefer      | if the server can | no                        | no                   |
+//! | allow       | if the server insists (plain first, TLS second) | no | no            |
+//! | prefer      | if the server can (TLS first, plain second) | no | no                 |
 //! | require     | yes               | only if sslrootcert is set (as libpq) | no       |
 //! | verify-ca   | yes               | yes                       | no                   |
 //! | verify-full | yes               | yes                       | yes                  |
+//!
+//! As in libpq, sslmode does not apply to unix sockets, where PostgreSQL never does TLS.
 
 use std::sync::Arc;
 
@@ -18,23 +22,28 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio_postgres::config::SslMode as WireSslMode;
+use tokio_postgres::config::{Host, SslMode as WireSslMode};
 
 use crate::config::{Connection, SslMode};
 use crate::error::{Error, Result};
 
 pub type MakeTls = tokio_postgres_rustls::MakeRustlsConnect;
 
-/// The connector and the mode tokio-postgres should use for this connection.
-pub fn connector(connection: &Connection) -> Result<(MakeTls, WireSslMode)> {
+/// The modes tokio-postgres is asked to connect with: libpq's prefer and allow try a
+/// second time the other way when the first attempt is turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempts {
+    pub first: WireSslMode,
+    pub fallback: Option<WireSslMode>,
+}
+
+/// The connector and the attempts for this connection.
+pub fn connector(connection: &Connection) -> Result<(MakeTls, Attempts)> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let wire_mode = match connection.ssl_mode {
-        SslMode::Disable => WireSslMode::Disable,
-        SslMode::Prefer => WireSslMode::Prefer,
-        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => WireSslMode::Require,
-    };
     let verifier: Arc<dyn ServerCertVerifier> = match connection.ssl_mode {
-        SslMode::Disable | SslMode::Prefer => Arc::new(NoVerification::new(&provider)),
+        SslMode::Disable | SslMode::Allow | SslMode::Prefer => {
+            Arc::new(NoVerification::new(&provider))
+        }
         SslMode::Require if connection.ssl_root_cert.is_none() => {
             Arc::new(NoVerification::new(&provider))
         }
@@ -49,8 +58,117 @@ pub fn connector(connection: &Connection) -> Result<(MakeTls, WireSslMode)> {
         .with_no_client_auth();
     Ok((
         tokio_postgres_rustls::MakeRustlsConnect::new(config),
-        wire_mode,
+        attempts(connection),
     ))
+}
+
+fn attempts(connection: &Connection) -> Attempts {
+    let config = &connection.config;
+    let only_sockets = config.get_hostaddrs().is_empty()
+        && !config.get_hosts().is_empty()
+        && config
+            .get_hosts()
+            .iter()
+            .all(|host| !matches!(host, Host::Tcp(_)));
+    let (first, fallback) = match connection.ssl_mode {
+        _ if only_sockets => (WireSslMode::Disable, None),
+        SslMode::Disable => (WireSslMode::Disable, None),
+        SslMode::Allow => (WireSslMode::Disable, Some(WireSslMode::Require)),
+        SslMode::Prefer => (WireSslMode::Prefer, Some(WireSslMode::Disable)),
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => (WireSslMode::Require, None),
+    };
+    Attempts { first, fallback }
+}
+
+/// Whether libpq would make its second attempt after `error`: the server answered the
+/// first one with an error (pg_hba.conf turned that kind of connection away), or the TLS
+/// handshake failed. Not after a refused or lost connection: the other way fares no better.
+pub fn worth_second_attempt(error: &tokio_postgres::Error) -> bool {
+    error.as_db_error().is_some() || is_tls_failure(error)
+}
+
+/// Of the errors of both attempts, the one that says more. A "no pg_hba.conf entry"
+/// (28000) often only means "not this way", so the other attempt's error wins over it.
+pub fn more_telling(
+    first: tokio_postgres::Error,
+    second: tokio_postgres::Error,
+) -> tokio_postgres::Error {
+    let code = |e: &tokio_postgres::Error| e.as_db_error().map(|db| db.code().code().to_string());
+    if code(&first).as_deref() == Some("28000") {
+        second
+    } else {
+        first
+    }
+}
+
+/// Whether the TLS layer failed: a handshake or certificate error, or a server that does
+/// not do TLS when it must.
+pub fn is_tls_failure(error: &tokio_postgres::Error) -> bool {
+    rustls_error(error).is_some() || error.to_string().contains("TLS")
+}
+
+/// A TLS failure in words that say what is wrong and what to change.
+pub fn explain(error: &tokio_postgres::Error, connection: &Connection, detail: &str) -> String {
+    let roots = match connection.ssl_root_cert.as_deref() {
+        Some(path) if path.as_os_str() != "system" => format!("sslrootcert {}", path.display()),
+        _ => "the system's CA certificates (no sslrootcert is set)".to_string(),
+    };
+    let Some(rustls_error) = rustls_error(error) else {
+        if detail.contains("does not support TLS") {
+            return "the server does not accept TLS connections, and sslmode=require or stronger \
+             asks for TLS: turn on ssl in the server, or use sslmode=prefer (encrypt when \
+             the server can) or sslmode=disable"
+                .to_string();
+        }
+        return format!("TLS failed: {detail}; check sslmode and sslrootcert");
+    };
+    match rustls_error {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
+            "TLS failed: the server's certificate is not signed by a CA in {roots}: set \
+             sslrootcert (URL parameter or PGSSLROOTCERT) to the CA certificate that signed the \
+             server's certificate, or use sslmode=require to encrypt without checking it"
+        ),
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!(
+            "TLS failed: the server's certificate is not valid for the host name we connected \
+             to ({rustls_error}): connect with a host name the certificate names, or use \
+             sslmode=verify-ca to check the CA only"
+        ),
+        rustls::Error::InvalidCertificate(
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. },
+        ) => format!(
+            "TLS failed: the server's certificate is outside its validity period \
+             ({rustls_error}): renew it, or check this machine's clock"
+        ),
+        rustls::Error::InvalidCertificate(_) => format!(
+            "TLS failed: the server's certificate was rejected ({rustls_error}): check it \
+             against {roots}, or use sslmode=require to encrypt without checking it"
+        ),
+        _ => format!("TLS failed: {detail}; check sslmode and sslrootcert"),
+    }
+}
+
+/// The rustls error under a tokio-postgres error, which wraps it in an `io::Error`.
+fn rustls_error(error: &tokio_postgres::Error) -> Option<&rustls::Error> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(found) = e.downcast_ref::<rustls::Error>() {
+            return Some(found);
+        }
+        if let Some(found) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(found);
+        }
+        source = e.source();
+    }
+    None
 }
 
 /// The trusted CAs: `sslrootcert`, or the system's store when it is unset or `system`.
@@ -196,5 +314,55 @@ impl ServerCertVerifier for NoVerification {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempts_for(url: &str) -> Attempts {
+        use clap::Parser;
+        let global =
+            crate::config::Cli::try_parse_from(["schemagate", "--database-url", url, "wait"])
+                .expect("valid args")
+                .global;
+        let connection = crate::config::connection(&global, &|_| None).expect("valid url");
+        attempts(&connection)
+    }
+
+    #[test]
+    fn prefer_and_allow_make_a_second_attempt_the_other_way() {
+        let tcp = "postgres://u@db/d?sslmode=";
+        let cases = [
+            ("disable", WireSslMode::Disable, None),
+            ("allow", WireSslMode::Disable, Some(WireSslMode::Require)),
+            ("prefer", WireSslMode::Prefer, Some(WireSslMode::Disable)),
+            ("require", WireSslMode::Require, None),
+            ("verify-ca", WireSslMode::Require, None),
+            ("verify-full", WireSslMode::Require, None),
+        ];
+        for (mode, first, fallback) in cases {
+            assert_eq!(
+                attempts_for(&format!("{tcp}{mode}")),
+                Attempts { first, fallback },
+                "{mode}"
+            );
+        }
+    }
+
+    #[test]
+    fn unix_sockets_never_use_tls() {
+        let attempts = attempts_for("postgres://u@%2Fvar%2Frun%2Fpostgresql/d?sslmode=verify-full");
+        assert_eq!(
+            attempts,
+            Attempts {
+                first: WireSslMode::Disable,
+                fallback: None
+            }
+        );
+        // A TCP host among them keeps TLS.
+        let attempts = attempts_for("host=/tmp,db user=u sslmode=require");
+        assert_eq!(attempts.first, WireSslMode::Require);
     }
 }

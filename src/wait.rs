@@ -10,23 +10,33 @@ use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-use crate::config::Connection;
+use crate::config::{Connection, SslMode};
 use crate::db::{self, ConnectError, Session};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
+use crate::tls;
 
 /// The time a run may spend waiting for connections, shared by the first connection and
 /// any reconnection after the server went away mid-run.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
     pub remaining: Duration,
+    /// Connections made so far; every one after the first is a reconnection.
+    connections: u32,
 }
 
 impl Budget {
     pub fn new(total: Duration) -> Budget {
-        Budget { remaining: total }
+        Budget {
+            remaining: total,
+            connections: 0,
+        }
     }
 }
+
+/// What each reconnection costs the budget even when it succeeds at once, so a connection
+/// that is lost again and again (or an error mistaken for a loss) cannot loop forever.
+const RECONNECT_COST: Duration = Duration::from_secs(1);
 
 /// One attempt is never allowed to hang longer than this, so the loop keeps its rhythm.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,7 +47,21 @@ pub async fn connect(
     budget: &mut Budget,
     interrupt: &Interrupt,
 ) -> Result<Session> {
+    let target = connection.describe();
+    if budget.connections > 0 {
+        if budget.remaining.is_zero() {
+            return Err(Error::Unreachable {
+                waited: Duration::ZERO,
+                last: format!(
+                    "{target}: the connection was lost {} times and --wait-timeout is used up",
+                    budget.connections
+                ),
+            });
+        }
+        budget.remaining = budget.remaining.saturating_sub(RECONNECT_COST);
+    }
     let started = Instant::now();
+    // Durations are cut to config::FOREVER when parsed, so this cannot overflow.
     let deadline = started + budget.remaining;
     // backon's jitter adds up to one more delay: sleeps of 50-100 ms at first, 1-2 s at most.
     let mut delays = ExponentialBuilder::default()
@@ -47,7 +71,6 @@ pub async fn connect(
         .with_jitter()
         .without_max_times()
         .build();
-    let target = connection.describe();
     let mut attempts = 0u32;
     loop {
         interrupt.check()?;
@@ -59,6 +82,7 @@ pub async fn connect(
             tokio::time::timeout(attempt_timeout, Session::open(connection, interrupt)).await;
         let failure = match outcome {
             Ok(Ok(session)) => {
+                budget.connections += 1;
                 let waited = started.elapsed();
                 budget.remaining = budget.remaining.saturating_sub(waited);
                 if attempts > 1 {
@@ -71,7 +95,7 @@ pub async fn connect(
                 return Ok(session);
             }
             Ok(Err(ConnectError::Setup(e))) => return Err(e),
-            Ok(Err(ConnectError::Postgres(e))) => match classify(&e) {
+            Ok(Err(ConnectError::Postgres(e))) => match classify(&e, connection) {
                 Attempt::Retry(reason) => reason,
                 Attempt::GiveUp(error) => return Err(error),
             },
@@ -110,33 +134,32 @@ enum Attempt {
     GiveUp(Error),
 }
 
-fn classify(error: &tokio_postgres::Error) -> Attempt {
+fn classify(error: &tokio_postgres::Error, connection: &Connection) -> Attempt {
     if let Some(db) = error.as_db_error() {
         let code = db.code().code();
         let message = format!("{} (SQLSTATE {code})", db.message());
         return match code {
             "57P03" | "53300" | "57P01" | "57P02" => Attempt::Retry(message),
             "28P01" => Attempt::GiveUp(Error::Refused(format!(
-                "{message}: check the password in the database URL or PGPASSWORD"
+                "{message}: check the password in the database URL, PGPASSWORD or the password file"
             ))),
             "3D000" => Attempt::GiveUp(Error::Refused(format!(
                 "{message}: create the database first, or fix its name in the database URL"
             ))),
             "28000" => Attempt::GiveUp(Error::Refused(format!(
-                "{message}: check the user name, and that pg_hba.conf lets it in"
+                "{message}: {}",
+                hba_fix(db.message(), connection.ssl_mode)
             ))),
             _ => Attempt::GiveUp(Error::Refused(message)),
         };
     }
     let text = db::describe(error);
-    if is_tls_failure(error) {
-        return Attempt::GiveUp(Error::Refused(format!(
-            "TLS failed: {text}; check sslmode and sslrootcert"
-        )));
+    if tls::is_tls_failure(error) {
+        return Attempt::GiveUp(Error::Refused(tls::explain(error, connection, &text)));
     }
     if text.contains("password missing") {
         return Attempt::GiveUp(Error::Refused(
-            "the server asks for a password and none is configured: put it in the database URL or PGPASSWORD".into(),
+            "the server asks for a password and none is configured: put it in the database URL, PGPASSWORD or the password file (PGPASSFILE, ~/.pgpass)".into(),
         ));
     }
     if db::is_connection_lost(error) {
@@ -146,20 +169,44 @@ fn classify(error: &tokio_postgres::Error) -> Attempt {
     }
 }
 
-fn is_tls_failure(error: &tokio_postgres::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-        {
-            return true;
-        }
-        source = e.source();
+/// What to change after "no pg_hba.conf entry": the server's message ends in how the
+/// connection was encrypted, which tells whether sslmode is the problem.
+fn hba_fix(message: &str, mode: SslMode) -> &'static str {
+    if message.ends_with("no encryption") && mode != SslMode::Prefer && mode != SslMode::Allow {
+        "the server accepts this user only over TLS: use sslmode=require (or verify-full with sslrootcert)"
+    } else if message.ends_with("SSL encryption") {
+        "the server accepts this user only without TLS (hostnossl): use sslmode=prefer or disable, or add a hostssl line to pg_hba.conf"
+    } else {
+        "check the user name, and that pg_hba.conf lets it in"
     }
-    error.to_string().contains("TLS")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reconnections_use_up_the_budget_and_then_stop() {
+        let global = <crate::config::Cli as clap::Parser>::try_parse_from([
+            "schemagate",
+            "--database-url",
+            "postgres://u@127.0.0.1:1/d",
+            "wait",
+        ])
+        .expect("valid args")
+        .global;
+        let connection = crate::config::connection(&global, &|_| None).expect("valid url");
+        let mut budget = Budget {
+            remaining: Duration::ZERO,
+            connections: 3,
+        };
+        let started = Instant::now();
+        let error = connect(&connection, &mut budget, &Interrupt::default())
+            .await
+            .err()
+            .expect("no budget left");
+        assert_eq!(error.exit_code(), 4);
+        assert!(error.to_string().contains("lost 3 times"), "{error}");
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
 }

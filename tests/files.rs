@@ -85,6 +85,13 @@ fn each_validation_error_names_file_and_line() {
             1,
             "unknown option `transaction:maybe`",
         ),
+        // It once passed validation, and the runner then reconnected forever.
+        (
+            "2_nul.sql",
+            "-- migrate:up transaction:false\nSELECT 1;\nSELECT 'a\0b';\n",
+            3,
+            "NUL byte",
+        ),
     ];
     for (name, content, line, message) in cases {
         let folder = Folder::with(&[GOOD, (name, content)]);

@@ -2,63 +2,12 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::Cluster;
 use support::run::{Folder, Run, finish};
-
-/// Holds advisory lock `key` in `db` from a psql session until dropped.
-struct Holder {
-    psql: Child,
-    cluster: &'static Cluster,
-    db: String,
-}
-
-impl Holder {
-    fn take(cluster: &'static Cluster, db: &str, key: i64) -> Holder {
-        let child = Command::new(support::pg_bin("psql"))
-            .args(["-X", "-q", "-d", &cluster.url(db), "-v", "ON_ERROR_STOP=1"])
-            .args([
-                "-c",
-                &format!("SELECT pg_advisory_lock({key})"),
-                "-c",
-                "SELECT pg_sleep(60)",
-            ])
-            .env("PGAPPNAME", "lock-holder-test")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("psql starts");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let held = format!(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = {key} AND granted"
-        );
-        while cluster.psql(db, &held) != "1" {
-            assert!(Instant::now() < deadline, "the holder never got the lock");
-            thread::sleep(Duration::from_millis(20));
-        }
-        Holder {
-            psql: child,
-            cluster,
-            db: db.to_string(),
-        }
-    }
-}
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        // Killing psql is not enough: its backend sits in pg_sleep until the sleep ends.
-        self.cluster.psql(
-            &self.db,
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE application_name = 'lock-holder-test' AND datname = current_database()",
-        );
-        let _ = self.psql.kill();
-        let _ = self.psql.wait();
-    }
-}
+use support::{Cluster, LockHolder};
 
 fn migrations(count: usize) -> Folder {
     let folder = Folder::new();
@@ -80,7 +29,7 @@ fn with_nothing_to_do_a_held_lock_does_not_block() {
     Run::on(&url, &folder, &["up", "--lock-key", "4243"])
         .run()
         .expect(0);
-    let _holder = Holder::take(cluster, &db, 4243);
+    let _holder = LockHolder::take(cluster, &db, 4243);
     let outcome = Run::on(
         &url,
         &folder,
@@ -100,7 +49,7 @@ fn a_held_lock_times_out_with_exit_6_naming_the_holder() {
     let cluster = Cluster::shared();
     let db = cluster.create_database("held");
     let folder = migrations(1);
-    let _holder = Holder::take(cluster, &db, 4244);
+    let _holder = LockHolder::take(cluster, &db, 4244);
     let outcome = Run::on(
         &cluster.url(&db),
         &folder,
@@ -130,7 +79,7 @@ fn a_runner_waits_for_the_lock_and_then_finds_the_work_done() {
     let cluster = Cluster::shared();
     let db = cluster.create_database("queue");
     let folder = migrations(2);
-    let holder = Holder::take(cluster, &db, 4245);
+    let holder = LockHolder::take(cluster, &db, 4245);
     let started = Instant::now();
     let child = Run::on(&cluster.url(&db), &folder, &["up", "--lock-key", "4245"]).spawn();
     thread::sleep(Duration::from_millis(500));

@@ -4,6 +4,7 @@ mod support;
 
 use support::Cluster;
 use support::run::{Folder, Run};
+use support::sql::TRICKY;
 
 fn db(prefix: &str) -> (String, String) {
     let cluster = Cluster::shared();
@@ -138,22 +139,6 @@ fn several_heads_are_all_applied_with_a_warning() {
 }
 
 /// Every lexical trap at once, in a transaction:false migration that must be split.
-const TRICKY: &str = r#"-- migrate:up transaction:false
-CREATE TABLE "semi;colon" ("it's" text, "a""b" text);
-INSERT INTO "semi;colon" VALUES ('one; two', E'three\'; four'), ($$five; six$$, $tag$ $$ seven; $tag$);
-/* a comment; /* nested; */ still comment; */
-CREATE FUNCTION tricky() RETURNS text LANGUAGE plpgsql AS $body$
-BEGIN
-  RETURN 'x;y';  -- a comment; in a body
-END;
-$body$;
-CREATE INDEX CONCURRENTLY semi_idx ON "semi;colon" ("it's");
-CREATE FUNCTION atomic_add(a int, b int) RETURNS int LANGUAGE sql
-BEGIN ATOMIC
-  SELECT a + b;
-END;
-SELECT 1 -- last statement without a semicolon
-"#;
 
 #[test]
 fn transaction_false_splits_statements_exactly_like_postgres() {

@@ -149,3 +149,19 @@ fn a_host_that_does_not_resolve_is_waited_for() {
     .run();
     outcome.expect(4).stderr_has("not reachable after 2s");
 }
+
+#[test]
+fn timeouts_too_long_for_the_clock_mean_forever() {
+    // `Instant + u64::MAX seconds` once panicked (exit 1).
+    let cluster = Cluster::shared();
+    let db = cluster.create_database("forever");
+    let folder = one_table();
+    let huge = u64::MAX.to_string();
+    Run::on(
+        &cluster.url(&db),
+        &folder,
+        &["up", "--wait-timeout", &huge, "--lock-timeout", &huge],
+    )
+    .run()
+    .expect(0);
+}

@@ -20,14 +20,17 @@
 pub mod bouncer;
 pub mod pg;
 pub mod run;
+pub mod sql;
 pub mod state;
 pub mod template;
+pub mod tls;
 pub mod watchdog;
 
 use pg::PgBins;
 use std::fs;
 use std::io::{ErrorKind, Write};
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{self, Child, Stdio};
@@ -60,6 +63,18 @@ local all postgres trust
 host  all all 127.0.0.1/32 scram-sha-256
 ";
 
+/// How a cluster of your own differs from the default one (`Cluster::start_custom`).
+#[derive(Clone, Default)]
+pub struct Setup {
+    /// Replaces pg_hba.conf.
+    pub hba: Option<String>,
+    /// Files (name, content) written into the data directory, readable by
+    /// the server only: certificates and keys.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// More `name=value` settings, after SETTINGS.
+    pub settings: Vec<String>,
+}
+
 /// A PostgreSQL server with its own data directory, port and socket
 /// directory. Dropping it kills the server and removes the directory.
 pub struct Cluster {
@@ -83,21 +98,24 @@ impl Cluster {
 
     /// A new cluster of your own, running and accepting connections.
     pub fn start() -> Cluster {
-        Cluster::start_with(false)
+        Cluster::start_custom(Setup::default())
     }
 
     /// Like `start`, but TCP connections need a password (scram-sha-256);
     /// only the harness's psql/pg_dump (unix socket) bypass it. `url()` as
     /// postgres will therefore fail over TCP: use `create_role` + `url_for`.
     pub fn start_with_password_auth() -> Cluster {
-        Cluster::start_with(true)
+        Cluster::start_custom(Setup {
+            hba: Some(PASSWORD_HBA.to_string()),
+            ..Setup::default()
+        })
     }
 
     /// Allocates port and data directory now and starts the server in the
     /// background after `delay`, so a test can launch a client first.
     /// `wait_started` waits for the server to accept connections.
     pub fn start_later(delay: Duration) -> Cluster {
-        let cluster = Cluster::prepare(false);
+        let cluster = Cluster::prepare(Setup::default());
         let server = cluster.server.clone();
         let dropped = Arc::clone(&cluster.dropped);
         let handle = thread::spawn(move || {
@@ -115,8 +133,9 @@ impl Cluster {
         cluster
     }
 
-    fn start_with(password_auth: bool) -> Cluster {
-        let mut cluster = Cluster::prepare(password_auth);
+    /// A new cluster of your own with `setup` applied, running.
+    pub fn start_custom(setup: Setup) -> Cluster {
+        let mut cluster = Cluster::prepare(setup);
         for attempt in 1..=PORT_ATTEMPTS {
             match cluster.server.launch() {
                 Ok(()) => return cluster,
@@ -131,12 +150,13 @@ impl Cluster {
     }
 
     /// Copies the template into a fresh directory; does not start the server.
-    fn prepare(password_auth: bool) -> Cluster {
+    fn prepare(setup: Setup) -> Cluster {
         let template = template::template_dir();
         let root = unique_dir();
         let server = Server {
             root: root.clone(),
             port: free_port(),
+            settings: setup.settings,
         };
         // Watchdog first: from here on, nothing can leak the directory.
         let watchdog = watchdog::spawn(&root, &server.data_dir());
@@ -150,9 +170,15 @@ impl Cluster {
         cp.arg("-a").arg(template).arg(cluster.data_dir());
         pg::run_ok(&mut cp);
         fs::create_dir(cluster.socket_dir()).expect("create socket dir");
-        if password_auth {
-            fs::write(cluster.data_dir().join("pg_hba.conf"), PASSWORD_HBA)
-                .expect("write pg_hba.conf");
+        if let Some(hba) = &setup.hba {
+            fs::write(cluster.data_dir().join("pg_hba.conf"), hba).expect("write pg_hba.conf");
+        }
+        for (name, content) in &setup.files {
+            let path = cluster.data_dir().join(name);
+            fs::write(&path, content).unwrap_or_else(|err| panic!("write {name}: {err}"));
+            // The server refuses a private key that others can read.
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                .unwrap_or_else(|err| panic!("chmod {name}: {err}"));
         }
         pg::chown_to_postgres(&root);
         cluster
@@ -347,11 +373,71 @@ impl Drop for Cluster {
     }
 }
 
-/// Paths and port of one server; cloned into `start_later`'s thread.
+/// Holds advisory lock `key` in `db` from a psql session (as the superuser,
+/// over the unix socket) until dropped.
+pub struct LockHolder {
+    psql: Child,
+    cluster: &'static Cluster,
+    db: String,
+}
+
+/// What the holder's session calls itself, so Drop finds its backend.
+const HOLDER_APP: &str = "lock-holder-test";
+
+impl LockHolder {
+    /// Returns once the lock is granted.
+    pub fn take(cluster: &'static Cluster, db: &str, key: i64) -> LockHolder {
+        let mut cmd = pg::client_command(&PgBins::get().path("psql"));
+        cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+            .args(cluster.socket_args(db))
+            .args([
+                "-c",
+                &format!("SELECT pg_advisory_lock({key})"),
+                "-c",
+                "SELECT pg_sleep(60)",
+            ])
+            .env("PGAPPNAME", HOLDER_APP)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().expect("psql starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let held = format!(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = {key} AND granted"
+        );
+        while cluster.psql(db, &held) != "1" {
+            assert!(Instant::now() < deadline, "the holder never got the lock");
+            thread::sleep(Duration::from_millis(20));
+        }
+        LockHolder {
+            psql: child,
+            cluster,
+            db: db.to_string(),
+        }
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        // Killing psql is not enough: its backend sits in pg_sleep until the sleep ends.
+        self.cluster.psql(
+            &self.db,
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = '{HOLDER_APP}' AND datname = current_database()"
+            ),
+        );
+        let _ = self.psql.kill();
+        let _ = self.psql.wait();
+    }
+}
+
+/// Paths, port and settings of one server; cloned into `start_later`'s thread.
 #[derive(Clone)]
 struct Server {
     root: PathBuf,
     port: u16,
+    /// `Setup::settings`.
+    settings: Vec<String>,
 }
 
 struct StartError {
@@ -398,7 +484,11 @@ impl Server {
                 "unix_socket_directories={}",
                 self.socket_dir().display()
             ));
-        for setting in SETTINGS {
+        for setting in SETTINGS
+            .iter()
+            .copied()
+            .chain(self.settings.iter().map(String::as_str))
+        {
             cmd.args(["-c", setting]);
         }
         // Out of the test's process group: Ctrl-C is the watchdog's business.
@@ -521,13 +611,7 @@ fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// The same encoding schemagate's redactor knows.
 fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    schemagate::output::percent_encoded(text)
 }
