@@ -7,18 +7,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use support::run::{Folder, Run, finish};
+use support::state::tables as migrations;
 use support::{Cluster, LockHolder};
-
-fn migrations(count: usize) -> Folder {
-    let folder = Folder::new();
-    for i in 1..=count {
-        folder.write(
-            &format!("{i}_t{i}.sql"),
-            &format!("CREATE TABLE t{i} (id int);\nINSERT INTO t{i} VALUES ({i});\n"),
-        );
-    }
-    folder
-}
 
 #[test]
 fn with_nothing_to_do_a_held_lock_does_not_block() {

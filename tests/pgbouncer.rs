@@ -10,41 +10,8 @@ use std::time::{Duration, Instant};
 
 use support::bouncer::Bouncer;
 use support::run::{Folder, Run, finish};
+use support::state::{advisory_locks, history, ok_events, tables as migrations};
 use support::{Cluster, pg_bin};
-
-fn advisory_locks(cluster: &Cluster, db: &str) -> String {
-    cluster.psql(
-        db,
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
-         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
-}
-
-fn history(cluster: &Cluster, db: &str) -> String {
-    cluster.psql(
-        db,
-        "SELECT coalesce(string_agg(revision, ' ' ORDER BY revision), '') FROM schemagate_history",
-    )
-}
-
-fn ok_events(cluster: &Cluster, db: &str) -> String {
-    cluster.psql(
-        db,
-        "SELECT coalesce(string_agg(revision || ':' || n, ' ' ORDER BY revision), '') \
-         FROM (SELECT revision, count(*) AS n FROM schemagate_events WHERE outcome = 'ok' GROUP BY revision) e",
-    )
-}
-
-fn migrations(count: usize) -> Folder {
-    let folder = Folder::new();
-    for i in 1..=count {
-        folder.write(
-            &format!("{i}_t{i}.sql"),
-            &format!("CREATE TABLE t{i} (id int);\nINSERT INTO t{i} VALUES ({i});\n"),
-        );
-    }
-    folder
-}
 
 #[test]
 fn a_session_lock_behind_transaction_pooling_is_refused_and_leaves_nothing_behind() {
@@ -60,7 +27,7 @@ fn a_session_lock_behind_transaction_pooling_is_refused_and_leaves_nothing_behin
         .stderr_has("--lock-mode transaction");
     assert_eq!(
         advisory_locks(&cluster, &db),
-        "0",
+        0,
         "no lock is left on a pooled connection"
     );
     assert_eq!(
@@ -91,20 +58,23 @@ fn transaction_locks_keep_racing_runners_safe_behind_pgbouncer() {
     for runner in runners {
         finish(runner, started).expect(0);
     }
-    let all = (1..=10).map(|i| i.to_string()).collect::<Vec<_>>();
-    let mut sorted = all.clone();
-    sorted.sort();
-    assert_eq!(history(&cluster, &db), sorted.join(" "));
+    // In the text order the queries use: 1, 10, 2, ...
+    let mut revisions: Vec<String> = (1..=10).map(|i| i.to_string()).collect();
+    revisions.sort();
+    let each = |suffix: &str| {
+        revisions
+            .iter()
+            .map(|r| format!("{r}:{suffix}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(history(&cluster, &db), each("applied"));
     assert_eq!(
         ok_events(&cluster, &db),
-        sorted
-            .iter()
-            .map(|r| format!("{r}:1"))
-            .collect::<Vec<_>>()
-            .join(" "),
+        each("1"),
         "each migration applied exactly once"
     );
-    assert_eq!(advisory_locks(&cluster, &db), "0");
+    assert_eq!(advisory_locks(&cluster, &db), 0);
 }
 
 #[test]
@@ -150,7 +120,7 @@ fn a_killed_runner_frees_its_lock_once_its_last_batch_is_done() {
         .expect(0)
         .stderr_has("applied 1 migration")
         .stderr_has("waiting for the last statement of an interrupted run");
-    assert_eq!(history(&cluster, &db), "1 2 3");
+    assert_eq!(history(&cluster, &db), "1:applied 2:applied 3:applied");
     assert_eq!(ok_events(&cluster, &db), "1:1 2:1 3:1");
 }
 
@@ -168,7 +138,10 @@ fn session_pooling_keeps_session_locks_working() {
     for runner in runners {
         finish(runner, started).expect(0);
     }
-    assert_eq!(history(&cluster, &db), "1 2 3 4 5");
+    assert_eq!(
+        history(&cluster, &db),
+        "1:applied 2:applied 3:applied 4:applied 5:applied"
+    );
     assert_eq!(ok_events(&cluster, &db), "1:1 2:1 3:1 4:1 5:1");
     // A session lock held through PgBouncer is released with the client's session.
     let holder = Command::new(pg_bin("psql"))
@@ -182,7 +155,7 @@ fn session_pooling_keeps_session_locks_working() {
         .status()
         .expect("psql");
     assert!(holder.success());
-    assert_eq!(advisory_locks(&cluster, &db), "0");
+    assert_eq!(advisory_locks(&cluster, &db), 0);
 }
 
 #[test]

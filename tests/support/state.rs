@@ -80,6 +80,18 @@ pub fn tables_exist(cluster: &Cluster, db: &str, names: &[&str]) -> bool {
         .all(|t| cluster.psql(db, &format!("SELECT to_regclass('public.{t}') IS NOT NULL")) == "t")
 }
 
+/// Migration `i` creates table `t{i}` and inserts `i` into it, for i in 1..=count.
+pub fn tables(count: usize) -> Folder {
+    let folder = Folder::new();
+    for i in 1..=count {
+        folder.write(
+            &format!("{i}_t{i}.sql"),
+            &format!("CREATE TABLE t{i} (id int);\nINSERT INTO t{i} VALUES ({i});\n"),
+        );
+    }
+    folder
+}
+
 /// Migration `1000 + i` creates table `t_i` and inserts `i` into it, for i in 1..=count.
 /// The up marker varies (none, plain, explicit `transaction:true`); `slow` makes that
 /// migration sleep a second first, so a fault can be aimed at it.
