@@ -6,6 +6,10 @@
 //!   SCHEMAGATE_BENCH=short cargo bench --bench schemagate   # a quick one (CI)
 //!
 //! Not a test: it fails only if a run fails, never on a figure.
+//!
+//! Each timed command is started by a small copy of this program (`SHIM`): Linux carries
+//! the high-water RSS of the process that spawns a command into the command's own peak
+//! RSS, and this benchmark holds a 50 MB migration in memory.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -47,15 +51,46 @@ struct Sample {
     rss_kb: u64,
 }
 
-/// Runs `command` to completion; panics with its output unless it exits 0.
+/// Set in the environment of the shim that starts one timed command.
+const SHIM: &str = "SCHEMAGATE_BENCH_SHIM";
+
+/// Runs `command` to completion through the shim; panics with its stderr unless it
+/// exits 0.
+fn time(command: &mut Command) -> Sample {
+    let mut shim = Command::new(std::env::current_exe().expect("the bench's own path"));
+    shim.env_clear()
+        .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env(SHIM, "1")
+        .arg(command.get_program())
+        .args(command.get_args())
+        .stdin(Stdio::null());
+    let out = shim.output().expect("start the shim");
+    let report = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<u64> = report
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    match fields[..] {
+        [wall_ns, rss_kb, 0] => Sample {
+            wall: Duration::from_nanos(wall_ns),
+            rss_kb,
+        },
+        _ => panic!(
+            "{command:?} failed ({report}):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// The shim: runs the command in its arguments, prints its wall time (ns), peak RSS (KB)
+/// and exit code.
 // The child is reaped by wait4 (for its rusage), which clippy cannot see.
 #[allow(clippy::zombie_processes)]
-fn time(command: &mut Command) -> Sample {
+fn shim(args: &[String]) -> ! {
     let started = Instant::now();
-    let child = command
-        .stdin(Stdio::null())
+    let child = Command::new(&args[0])
+        .args(&args[1..])
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     let pid = child.id() as libc::pid_t;
@@ -66,17 +101,33 @@ fn time(command: &mut Command) -> Sample {
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = started.elapsed();
     assert_eq!(waited, pid, "wait4 failed");
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        let mut stderr = String::new();
-        if let Some(mut pipe) = child.stderr {
-            use std::io::Read;
-            let _ = pipe.read_to_string(&mut stderr);
-        }
-        panic!("{command:?} failed (status {status}):\n{stderr}");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    println!("{} {} {code}", wall.as_nanos(), usage.ru_maxrss);
+    std::process::exit(0)
+}
+
+/// Starts 16 of `command` at once; the wall time until the last one is done.
+fn at_once(command: impl Fn() -> Command) -> Sample {
+    let started = Instant::now();
+    let children: Vec<_> = (0..16)
+        .map(|_| {
+            command()
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().expect("wait").success(), "a racing run failed");
     }
     Sample {
-        wall,
-        rss_kb: usage.ru_maxrss as u64,
+        wall: started.elapsed(),
+        rss_kb: 0,
     }
 }
 
@@ -200,7 +251,17 @@ fn workload(count: usize) -> (Folder, PathBuf) {
     (folder, path)
 }
 
+/// Whether the case named `case` runs: all of them unless `SCHEMAGATE_BENCH_ONLY` names
+/// a part of some.
+fn selected(case: &str) -> bool {
+    std::env::var("SCHEMAGATE_BENCH_ONLY").map_or(true, |only| case.contains(&only))
+}
+
 fn main() {
+    if std::env::var_os(SHIM).is_some() {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        shim(&args);
+    }
     let short = std::env::var("SCHEMAGATE_BENCH").is_ok_and(|v| v == "short");
     let sizes = if short { SHORT } else { FULL };
     let mut bench = Bench {
@@ -219,6 +280,9 @@ fn main() {
 
     // fresh-N: N migrations onto an empty database, recreated before each run.
     for (count, target) in [(many, "<= 1.05x"), (10, "<= 1.10x")] {
+        if !selected("fresh") {
+            continue;
+        }
         let (folder, script) = workload(count);
         let script = script.to_str().expect("utf-8").to_string();
         bench.compare(
@@ -233,6 +297,9 @@ fn main() {
     // noop-N and status-N: the database at head with N applied.
     let mut noop_many = 0.0;
     for count in [many, very_many] {
+        if !selected("noop") {
+            continue;
+        }
         let (folder, _) = workload(count);
         let db = format!("bench_noop_{count}");
         bench.fresh(&db);
@@ -303,6 +370,9 @@ fn main() {
         } else {
             "-- migrate:up transaction:false\n"
         };
+        if !selected("big") {
+            continue;
+        }
         big.write("1_big.sql", &format!("{marker}{inserts}"));
         bench.compare(
             &case,
@@ -313,44 +383,39 @@ fn main() {
         );
     }
 
-    // racing-16: 16 runners at once on an empty database with fresh-10; the slowest.
+    // racing-16: 16 runners at once on an empty database with fresh-10; the slowest. And
+    // the floor of this machine for it: 16 psql sessions started at once.
     let (ten, _) = workload(10);
     let (mut alone, mut racing) = (Vec::new(), Vec::new());
-    for run in 0..=runs {
+    let (mut psql_alone, mut psql_racing) = (Vec::new(), Vec::new());
+    for run in 0..=if selected("racing") { runs } else { 0 } {
         bench.fresh("bench_race");
         let one = time(&mut bench.schemagate("bench_race", ten.path(), &["up"]));
         bench.fresh("bench_race");
-        let started = Instant::now();
-        let children: Vec<_> = (0..16)
-            .map(|_| {
-                bench
-                    .schemagate("bench_race", ten.path(), &["up"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("spawn")
-            })
-            .collect();
-        for mut child in children {
-            assert!(
-                child.wait().expect("wait").success(),
-                "a racing runner failed"
-            );
-        }
+        let slowest = at_once(|| bench.schemagate("bench_race", ten.path(), &["up"]));
+        let psql_one = time(&mut bench.psql("bench_race", &["-c", "SELECT 1"]));
+        let psql_slowest = at_once(|| bench.psql("bench_race", &["-c", "SELECT 1"]));
         if run > 0 {
             alone.push(one);
-            racing.push(Sample {
-                wall: started.elapsed(),
-                rss_kb: 0,
-            });
+            racing.push(slowest);
+            psql_alone.push(psql_one);
+            psql_racing.push(psql_slowest);
         }
     }
-    bench.row(
-        "racing-16 (baseline: one runner)",
-        median(&racing),
-        median(&alone),
-        "<= 1.5x",
-    );
+    if selected("racing") {
+        bench.row(
+            "racing-16 (baseline: one runner)",
+            median(&racing),
+            median(&alone),
+            "<= 1.5x",
+        );
+        bench.row(
+            "floor: 16 psql -c 'SELECT 1' at once (baseline: one)",
+            median(&psql_racing),
+            median(&psql_alone),
+            "-",
+        );
+    }
 
     // The binary itself.
     let binary = Path::new(env!("CARGO_BIN_EXE_schemagate"));
