@@ -145,17 +145,19 @@ async fn acquire_transaction(request: &Request<'_>) -> Result<Acquired> {
             db::ConnectError::Setup(e) => e,
             db::ConnectError::Postgres(e) => db::classify(e),
         })?;
+    // Each try is a transaction of its own, rolled back at once when it fails: a
+    // CREATE INDEX CONCURRENTLY waits for every transaction that held a snapshot when it
+    // looked, and a waiter's transaction must not outlive one try.
+    let attempt = format!("BEGIN; SELECT pg_try_advisory_xact_lock({key})::text");
+    if let Polled::Woken = poll(request, &holder, &attempt, Space::Run).await? {
+        return Ok(Acquired::Woken);
+    }
     holder
         .execute(
-            "BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0; \
+            "SET LOCAL idle_in_transaction_session_timeout = 0; \
              SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0;",
         )
         .await?;
-    let attempt = format!("SELECT pg_try_advisory_xact_lock({key})::text");
-    if let Polled::Woken = poll(request, &holder, &attempt, Space::Run).await? {
-        // Dropping the holder ends its transaction.
-        return Ok(Acquired::Woken);
-    }
     // Wait until no batch of an interrupted run holds the work guard.
     let (high, low) = halves(key);
     let (high, low) = (high as u32, low as u32);
@@ -277,7 +279,9 @@ impl Heartbeat {
                 tokio::select! {
                     _ = stopped.changed() => break,
                     _ = beat.tick() => {
-                        if let Err(e) = holder.execute("SELECT 1").await {
+                        // SHOW takes no snapshot: one that did could make this run's own
+                        // CREATE INDEX CONCURRENTLY wait for the end of this transaction.
+                        if let Err(e) = holder.execute("SHOW lock_timeout").await {
                             report_lost.send_replace(Some(e.to_string()));
                             return;
                         }
@@ -368,6 +372,8 @@ async fn poll(
                 return Ok(Polled::Done);
             }
             "pooled" => return Err(Error::Usage(POOLED.into())),
+            // A failed try that opened a transaction ends it at once (see above).
+            _ if attempt.starts_with("BEGIN") => waiter.execute("ROLLBACK").await?,
             _ => {}
         }
         let waited = started.elapsed();
