@@ -10,4 +10,5 @@ SCHEMAGATE_FAULTS=full cargo test --release --locked --test fault_suite -- --noc
 echo
 echo "| fault | trials | failures | invariant checked | seconds |"
 echo "| --- | --- | --- | --- | --- |"
-grep '^FAULT|' "$log" | sed 's/^FAULT|//' | awk -F'|' '{ printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5 }'
+# cargo prints "test name ... " and the test's output on the same line: match anywhere.
+grep -o 'FAULT|.*' "$log" | sed 's/^FAULT|//' | awk -F'|' '{ printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5 }'

@@ -94,15 +94,18 @@ pub fn tables(count: usize) -> Folder {
 
 /// Migration `1000 + i` creates table `t_i` and inserts `i` into it, for i in 1..=count.
 /// The up marker varies (none, plain, explicit `transaction:true`); `slow` makes that
-/// migration sleep a second first, so a fault can be aimed at it.
-pub fn numbered(count: usize, slow: Option<usize>) -> Folder {
+/// migration sleep a second first, so a fault can be aimed at it, and `pause_ms` makes
+/// every one sleep that long, so a run lasts long enough to be hit at random.
+pub fn numbered(count: usize, slow: Option<usize>, pause_ms: u32) -> Folder {
     let folder = Folder::new();
     for i in 1..=count {
         let marker = ["", "-- migrate:up\n", "-- migrate:up transaction:true\n"][i % 3];
         let sleep = if slow == Some(i) {
-            "SELECT pg_sleep(1);\n"
+            "SELECT pg_sleep(1);\n".to_string()
+        } else if pause_ms > 0 {
+            format!("SELECT pg_sleep({});\n", f64::from(pause_ms) / 1000.0)
         } else {
-            ""
+            String::new()
         };
         folder.write(
             &format!("{}_t{i}.sql", 1000 + i),
