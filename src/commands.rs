@@ -17,8 +17,9 @@ use crate::graph::Graph;
 use crate::history::{self, Tables};
 use crate::interrupt::Interrupt;
 use crate::migration::compare_revisions;
-use crate::migrator::{self, Decision, Migrator, plural};
+use crate::migrator::{self, Decision, Migrator};
 use crate::plan::{self, AppliedRow, DownTo, Options, RowStatus, Step};
+use crate::report::plural;
 use crate::target::{self, Target};
 use crate::{report, scaffold, script, source, wait};
 

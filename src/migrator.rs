@@ -19,7 +19,7 @@ use crate::graph::Graph;
 use crate::history::{self, Tables};
 use crate::lock::{Acquired, Lock};
 use crate::plan::{self, AppliedRow, Options, Step};
-use crate::report;
+use crate::report::{self, plural};
 use crate::{apply, lock, wait};
 
 /// What a command wants, decided from the history.
@@ -395,8 +395,4 @@ fn verb(step: Step) -> &'static str {
         Step::Up(_) => "applied",
         Step::Down(_) => "reverted",
     }
-}
-
-pub fn plural(n: usize, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }

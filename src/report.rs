@@ -7,6 +7,11 @@ use serde_json::{Value, json};
 use crate::graph::Graph;
 use crate::plan::{AppliedRow, RowStatus, Step};
 
+/// "1 migration", "2 migrations".
+pub fn plural(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Where one migration stands, as `status` says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
