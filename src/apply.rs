@@ -11,31 +11,31 @@ use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::error::ErrorPosition;
 
 use crate::db::{self, Session};
-use crate::error::{Error, MigrationFailure, Result};
+use crate::error::{Error, MigrationFailure, Outcome, Result};
+use crate::guard::Guard;
 use crate::history::{self, Tables};
 use crate::interrupt::Interrupt;
 use crate::migration::Migration;
-use crate::plan::Step;
-use crate::script::{self, Batch};
+use crate::plan::{RowStatus, Step};
+use crate::script::{self, Batch, Own};
 
 /// A migration still running after this long is reported, and again at this interval.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
-/// Runs one step (apply or revert one migration); returns how long it took. `guard` is
-/// the lock's first statement for every transaction (see `lock::work_guard`).
+/// Runs one step (apply or revert one migration); returns how long it took.
 pub async fn step(
     session: &Session,
     tables: &Tables,
     migration: &Migration,
     step: Step,
-    guard: Option<&str>,
+    guard: Guard,
     interrupt: &Interrupt,
 ) -> Result<Duration> {
     if script::section(migration, step)?.transactional {
         let batch = script::transaction(tables, migration, step, guard)?;
-        run_transaction(session, tables, &batch, step, interrupt).await
+        run_transaction(session, tables, &batch, step, guard, interrupt).await
     } else {
-        statement_by_statement(session, tables, migration, step, interrupt).await
+        statement_by_statement(session, tables, migration, step, guard, interrupt).await
     }
 }
 
@@ -44,11 +44,11 @@ pub async fn in_one_transaction(
     session: &Session,
     tables: &Tables,
     migrations: &[&Migration],
-    guard: Option<&str>,
+    guard: Guard,
     interrupt: &Interrupt,
 ) -> Result<Duration> {
     let batch = script::one_transaction(tables, migrations, guard);
-    run_transaction(session, tables, &batch, Step::Up(0), interrupt).await
+    run_transaction(session, tables, &batch, Step::Up(0), guard, interrupt).await
 }
 
 async fn run_transaction(
@@ -56,6 +56,7 @@ async fn run_transaction(
     tables: &Tables,
     batch: &Batch<'_>,
     step: Step,
+    guard: Guard,
     interrupt: &Interrupt,
 ) -> Result<Duration> {
     let started = Instant::now();
@@ -64,16 +65,78 @@ async fn run_transaction(
         return Ok(started.elapsed());
     };
     if db::is_connection_lost(&error) {
-        // The server rolls back an open transaction when its connection goes.
+        // The server rolls back an open transaction when its connection goes (a `running`
+        // row the migration committed early stays, and the next run finds it dirty).
         return Err(Error::ConnectionLost(db::describe(&error)));
     }
     session.execute("ROLLBACK").await?;
+    let place = batch.locate(original_position(&error), completed)?;
+    // A `running` row still there was committed by the migration itself (a hidden COMMIT).
+    let revisions: Vec<&str> = batch.migrations().map(|m| m.revision.as_str()).collect();
+    let early = history::running(session, tables, &revisions).await?;
+    if let Some(revision) = early.first() {
+        let migration = batch
+            .migrations()
+            .find(|m| &m.revision == revision)
+            .unwrap_or(place.migration);
+        let mut failure = failure(migration, step, None, &error, Outcome::EndedEarly);
+        failure.hint = Some(resolve_hint(&migration.revision));
+        let detail = format!("ended the transaction early: {}", failure.message);
+        for revision in &early {
+            session
+                .execute(
+                    &(history::set_status(tables, revision, RowStatus::Failed)
+                        + &history::event(tables, action(step), revision, "failed", Some(&detail))),
+                )
+                .await?;
+        }
+        interrupt.check()?;
+        return Err(Error::MigrationFailed(Box::new(failure)));
+    }
     interrupt.check()?;
-    if let Some(refused) = db::read_only(&error) {
+    let migration = place.migration;
+    if history::is_lost_proof(&error) {
+        // The closing row's proof failed, so nothing committed: the lock or the
+        // transaction was gone by the end of the migration's SQL.
+        let lock_held = probe(session, guard).await?.lock_held;
+        let section = script::section(migration, step)?;
+        let (detail, result) = if !lock_held {
+            let message = lost_lock(migration, &section.sql, None);
+            (message.clone(), Error::Conflict(vec![message]))
+        } else {
+            let mut failure = failure(migration, step, None, &error, Outcome::RolledBack);
+            failure.message = "it ended schemagate's transaction itself (a COMMIT, ROLLBACK or \
+                END that validation did not find), and nothing of it was committed"
+                .into();
+            failure.sqlstate = String::new();
+            failure.hint = Some(format!(
+                "remove the statement that ends the transaction, or mark the section `-- migrate:{} transaction:false` in {}",
+                action(step),
+                migration.path
+            ));
+            (
+                failure.message.clone(),
+                Error::MigrationFailed(Box::new(failure)),
+            )
+        };
+        session
+            .execute(&history::event(
+                tables,
+                action(step),
+                &migration.revision,
+                "failed",
+                Some(&detail),
+            ))
+            .await?;
+        return Err(result);
+    }
+    if place.own == Some(Own::Opening)
+        && let Some(refused) = db::read_only(&error)
+    {
+        // schemagate's own first write failed: the database itself is read-only.
         return Err(refused);
     }
-    let (migration, line) = batch.locate(original_position(&error), completed)?;
-    let failure = failure(migration, step, line, &error);
+    let failure = failure(migration, step, place.line, &error, Outcome::RolledBack);
     let detail = format!("SQLSTATE {}: {}", failure.sqlstate, failure.message);
     session
         .execute(&history::event(
@@ -87,55 +150,258 @@ async fn run_transaction(
     Err(Error::MigrationFailed(Box::new(failure)))
 }
 
-/// Runs a `transaction:false` section statement by statement.
+/// What the server says about the session after a statement.
+struct Probe {
+    /// This session still holds the advisory lock (always, when it is not a session lock).
+    lock_held: bool,
+    block: Block,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Block {
+    /// No transaction block is open: what ran is committed.
+    None,
+    Open,
+    /// An open block in which a statement failed: only ROLLBACK gets out.
+    Failed,
+}
+
+async fn probe(session: &Session, guard: Guard) -> Result<Probe> {
+    match session.simple_query(&guard.probe()).await {
+        Ok(messages) => {
+            let row = messages.iter().find_map(|m| match m {
+                SimpleQueryMessage::Row(row) => {
+                    Some((row.get(0) == Some("t"), row.get(1) == Some("t")))
+                }
+                _ => None,
+            });
+            let (lock_held, open) =
+                row.ok_or_else(|| Error::Database("the session probe returned no row".into()))?;
+            Ok(Probe {
+                lock_held,
+                block: if open { Block::Open } else { Block::None },
+            })
+        }
+        Err(db::StatementError::Postgres(e)) if e.code().is_some_and(|c| c.code() == "25P02") => {
+            Ok(Probe {
+                lock_held: true,
+                block: Block::Failed,
+            })
+        }
+        Err(e) => Err(db::classify(e)),
+    }
+}
+
+/// Why a `transaction:false` section stopped before its end.
+enum Stop {
+    Failed(tokio_postgres::Error, usize),
+    /// The statement at this index opened a transaction block that was still open at the end.
+    LeftOpen(usize),
+    /// The statement at this index dropped the session's advisory lock.
+    LostLock(usize),
+    Interrupted(crate::error::Signal),
+}
+
+/// Runs a `transaction:false` section statement by statement. After each statement the
+/// server is asked whether a transaction block is open and the lock still held, so what
+/// is committed is known exactly, and the history says the truth when it stops.
 async fn statement_by_statement(
     session: &Session,
     tables: &Tables,
     migration: &Migration,
     step: Step,
+    guard: Guard,
     interrupt: &Interrupt,
 ) -> Result<Duration> {
     let started = Instant::now();
-    let parts = script::statement_by_statement(tables, migration, step)?;
+    let parts = script::statement_by_statement(tables, migration, step, guard)?;
     let section = script::section(migration, step)?;
     session.execute(&parts.before).await?;
     let label = format!("{} ({})", migration.revision, migration.path);
+    // Statements known committed (a prefix), and the first of an open block's statements.
+    let mut committed = 0;
+    let mut open_since = None;
+    let mut stop = None;
+    let mut block = Block::None;
     for (index, statement) in parts.statements.iter().enumerate() {
-        if let Err(signal) = interrupt.check() {
-            let undo = script::failed(tables, migration, step, index, "interrupted");
-            session.execute(&undo).await?;
-            return Err(signal);
+        if let Err(Error::Interrupted(signal)) = interrupt.check() {
+            stop = Some(Stop::Interrupted(signal));
+            break;
         }
-        let Err((error, _)) = run_batch(session, statement.sql, &label).await else {
-            continue;
-        };
-        if db::is_connection_lost(&error) {
+        let outcome = run_batch(session, statement.sql, &label).await;
+        if let Err((error, _)) = &outcome
+            && db::is_connection_lost(error)
+        {
             // The row stays `running`: the next run reports it as dirty.
-            return Err(Error::ConnectionLost(db::describe(&error)));
+            return Err(Error::ConnectionLost(db::describe(error)));
         }
-        interrupt.check()?;
-        if let Some(refused) = db::read_only(&error) {
-            return Err(refused);
+        let probe = probe(session, guard).await?;
+        block = probe.block;
+        if let Err((error, _)) = outcome {
+            stop = Some(match interrupt.received() {
+                Some(signal) => Stop::Interrupted(signal),
+                None => Stop::Failed(error, index),
+            });
+            break;
         }
-        let line = section.file_line(statement.line)
-            + original_position(&error)
-                .map(|p| lines_before(statement.sql, p))
-                .unwrap_or(0);
-        let mut failure = failure(migration, step, Some(line), &error);
-        if index > 0 {
-            failure.hint = Some(format!(
-                "this transaction:false migration stopped part-way: the statements before line {line} were run. \
-                 Complete or undo them by hand, then run `schemagate resolve {rev} --applied` if its changes are \
-                 in the database, or `schemagate resolve {rev} --rolled-back` if they are not",
-                rev = migration.revision
-            ));
+        if block == Block::None {
+            committed = index + 1;
+            open_since = None;
+        } else {
+            open_since.get_or_insert(index);
         }
-        let undo = script::failed(tables, migration, step, index, &failure.message);
-        session.execute(&undo).await?;
-        return Err(Error::MigrationFailed(Box::new(failure)));
+        if !probe.lock_held {
+            stop = Some(Stop::LostLock(index));
+            break;
+        }
     }
-    session.execute(&parts.after).await?;
-    Ok(started.elapsed())
+    if stop.is_none()
+        && let Some(open) = open_since
+    {
+        stop = Some(Stop::LeftOpen(open));
+    }
+    let Some(stop) = stop else {
+        session.execute(parts.reset).await?;
+        let changed = session.counts(&parts.finish).await?;
+        if changed.first() != Some(&1) {
+            let message = format!(
+                "the history row of migration {rev} ({path}) was changed by someone else while its \
+                 statements ran (a `schemagate resolve`, or a runner without the lock): its statements \
+                 all ran, but schemagate could not record that. Check the database, then record the \
+                 truth with `schemagate resolve {rev} --applied` or `schemagate stamp`",
+                rev = migration.revision,
+                path = migration.path
+            );
+            session
+                .execute(
+                    &(history::event(
+                        tables,
+                        action(step),
+                        &migration.revision,
+                        "failed",
+                        Some(&message),
+                    ) + &guard.release_for_session()),
+                )
+                .await?;
+            return Err(Error::Conflict(vec![message]));
+        }
+        session.execute(&parts.after).await?;
+        return Ok(started.elapsed());
+    };
+
+    if block != Block::None {
+        session.execute("ROLLBACK").await?;
+    }
+    let line_of = |index: usize| {
+        parts
+            .statements
+            .get(index)
+            .map(|s| section.file_line(s.line))
+    };
+    let outcome = match line_of(committed) {
+        Some(line) if committed > 0 => Outcome::PartWay(line),
+        _ if committed > 0 => Outcome::PartWay(section.first_line + section.sql.lines().count()),
+        _ => Outcome::NothingCommitted,
+    };
+    let said = match outcome {
+        Outcome::PartWay(line) => format!(
+            "migration {} stopped part-way; the statements before line {line} were committed",
+            migration.revision
+        ),
+        _ => format!(
+            "migration {} stopped before any of it was committed",
+            migration.revision
+        ),
+    };
+    let (detail, error) = match stop {
+        Stop::Interrupted(signal) => {
+            let mut detail = said.clone();
+            if committed > 0 {
+                detail.push_str(&format!(". {}", resolve_hint(&migration.revision)));
+            }
+            (said, Error::Stopped { signal, detail })
+        }
+        Stop::LostLock(index) => {
+            let message = lost_lock(
+                migration,
+                parts.statements[index].sql,
+                Some(&said).filter(|_| committed > 0),
+            );
+            (message.clone(), Error::Conflict(vec![message]))
+        }
+        Stop::LeftOpen(index) => {
+            let line = line_of(index);
+            let mut failure = MigrationFailure {
+                revision: migration.revision.clone(),
+                file: migration.path.clone(),
+                line,
+                sqlstate: String::new(),
+                message: format!(
+                    "it left a transaction open (the transaction begun at line {} has no COMMIT), \
+                     so schemagate rolled that transaction back",
+                    line.unwrap_or(section.first_line)
+                ),
+                hint: Some("end the transaction with COMMIT in the migration".into()),
+                reverting: matches!(step, Step::Down(_)),
+                outcome,
+            };
+            if committed > 0 {
+                failure.hint = Some(format!(
+                    "end the transaction with COMMIT; {}",
+                    resolve_hint(&migration.revision)
+                ));
+            }
+            (
+                failure.message.clone(),
+                Error::MigrationFailed(Box::new(failure)),
+            )
+        }
+        Stop::Failed(error, index) => {
+            let statement = &parts.statements[index];
+            let line = section.file_line(statement.line)
+                + original_position(&error)
+                    .map(|p| lines_before(statement.sql, p))
+                    .unwrap_or(0);
+            let mut failure = failure(migration, step, Some(line), &error, outcome);
+            if committed > 0 {
+                failure.hint = Some(format!(
+                    "complete or undo the committed statements by hand; {}",
+                    resolve_hint(&migration.revision)
+                ));
+            }
+            (
+                format!("SQLSTATE {}: {}", failure.sqlstate, failure.message),
+                Error::MigrationFailed(Box::new(failure)),
+            )
+        }
+    };
+    let undo = script::failed(tables, migration, step, committed, &detail, guard);
+    session.execute(&undo).await?;
+    Err(error)
+}
+
+fn resolve_hint(revision: &str) -> String {
+    format!(
+        "then run `schemagate resolve {revision} --applied` if its changes are in the database, \
+         or `schemagate resolve {revision} --rolled-back` if they are not"
+    )
+}
+
+/// Exit 8: a migration dropped the session's advisory lock, so another runner could start.
+fn lost_lock(migration: &Migration, sql: &str, committed: Option<&String>) -> String {
+    let class = crate::guard::lock_dropping_statement(sql)
+        .map(|name| format!("it runs {name}, which"))
+        .unwrap_or_else(|| "a statement in it".to_string());
+    let done = match committed {
+        Some(said) => format!("{said}; {}", resolve_hint(&migration.revision)),
+        None => "nothing of it was committed".to_string(),
+    };
+    format!(
+        "the advisory lock was lost during migration {} ({}): {class} releases schemagate's \
+         session lock, so another runner could have started. schemagate stopped; {done}. Remove \
+         that statement from the migration",
+        migration.revision, migration.path
+    )
 }
 
 fn action(step: Step) -> &'static str {
@@ -205,6 +471,7 @@ fn failure(
     step: Step,
     line: Option<usize>,
     error: &tokio_postgres::Error,
+    outcome: Outcome,
 ) -> MigrationFailure {
     let (sqlstate, mut message, server_hint) = match error.as_db_error() {
         Some(db) => (
@@ -220,14 +487,19 @@ fn failure(
     if let Some(context) = error.as_db_error().and_then(|db| db.where_()) {
         message.push_str(&format!("; context: {}", context.replace('\n', "; ")));
     }
-    let hint = if sqlstate == "25001" {
-        Some(format!(
+    let hint = match sqlstate.as_str() {
+        "25001" => Some(format!(
             "this statement cannot run inside a transaction: mark the section `-- migrate:{} transaction:false` in {}",
             action(step),
             migration.path
-        ))
-    } else {
-        server_hint
+        )),
+        // schemagate's own first write worked, so the migration made its transaction read-only.
+        "25006" => Some(
+            "the migration made its own transaction read-only (SET TRANSACTION READ ONLY or \
+             default_transaction_read_only): remove that, schemagate must write its history row"
+                .into(),
+        ),
+        _ => server_hint,
     };
     MigrationFailure {
         revision: migration.revision.clone(),
@@ -237,5 +509,6 @@ fn failure(
         message,
         hint,
         reverting: matches!(step, Step::Down(_)),
+        outcome,
     }
 }

@@ -42,6 +42,22 @@ pub struct MigrationFailure {
     pub hint: Option<String>,
     /// The down section failed (`down`, `redo`, `reset`).
     pub reverting: bool,
+    /// What of the migration is left in the database.
+    pub outcome: Outcome,
+}
+
+/// What a failed migration left behind, said as it is: a `transaction:false` section is
+/// never "rolled back".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its transaction was rolled back: nothing of it remains.
+    RolledBack,
+    /// `transaction:false`: nothing of it had been committed when it stopped.
+    NothingCommitted,
+    /// `transaction:false`: the statements before this file line were committed.
+    PartWay(usize),
+    /// It ended schemagate's transaction itself, so part of it may have been committed.
+    EndedEarly,
 }
 
 /// The signal that interrupted a run.
@@ -71,6 +87,14 @@ pub enum Error {
         holder: Option<String>,
     },
 
+    /// One of schemagate's own statements waited past --lock-timeout for a table lock.
+    #[error("schemagate's own statement `{statement}` waited {} for a lock{}: end that session, or raise --lock-timeout", humantime::format_duration(*.waited), blockers.as_deref().map(|b| format!(", blocked by {b}")).unwrap_or_default())]
+    Blocked {
+        waited: Duration,
+        statement: String,
+        blockers: Option<String>,
+    },
+
     #[error("{}", failure_message(.0))]
     MigrationFailed(Box<MigrationFailure>),
 
@@ -92,6 +116,10 @@ pub enum Error {
     #[error("interrupted by {}", match .0 { Signal::Interrupt => "SIGINT", Signal::Terminate => "SIGTERM" })]
     Interrupted(Signal),
 
+    /// Interrupted in a `transaction:false` section: `detail` says what was committed.
+    #[error("{}: {detail}", Error::Interrupted(*.signal))]
+    Stopped { signal: Signal, detail: String },
+
     #[error("internal error (a bug in schemagate, please report it): {0}")]
     Internal(String),
 }
@@ -109,17 +137,29 @@ fn failure_message(f: &MigrationFailure) -> String {
         Some(line) => format!("{}:{}", f.file, line),
         None => f.file.clone(),
     };
+    let what = if f.reverting {
+        "reverting migration"
+    } else {
+        "migration"
+    };
+    let outcome = match f.outcome {
+        Outcome::RolledBack => "failed and was rolled back".to_string(),
+        Outcome::NothingCommitted => "failed before any of it was committed".to_string(),
+        Outcome::PartWay(line) => {
+            format!("stopped part-way; the statements before line {line} were committed")
+        }
+        Outcome::EndedEarly => "ended schemagate's transaction itself (a COMMIT, ROLLBACK or END \
+             that validation did not find), so part of it may have been committed"
+            .to_string(),
+    };
+    let sqlstate = if f.sqlstate.is_empty() {
+        String::new()
+    } else {
+        format!(" (SQLSTATE {})", f.sqlstate)
+    };
     let mut text = format!(
-        "{} {} failed and was rolled back: {} (SQLSTATE {}) at {}",
-        if f.reverting {
-            "reverting migration"
-        } else {
-            "migration"
-        },
-        f.revision,
-        f.message,
-        f.sqlstate,
-        place
+        "{what} {} {outcome}: {}{sqlstate} at {place}",
+        f.revision, f.message,
     );
     if let Some(hint) = &f.hint {
         text.push_str("\nhint: ");
@@ -137,12 +177,13 @@ impl Error {
             Error::InvalidFiles(_) => 3,
             Error::Unreachable { .. } | Error::ConnectionLost(_) => 4,
             Error::Refused(_) | Error::Database(_) => 5,
-            Error::LockTimeout { .. } => 6,
+            Error::LockTimeout { .. } | Error::Blocked { .. } => 6,
             Error::MigrationFailed(_) => 7,
             Error::Conflict(_) => 8,
             Error::Pending(_) => 9,
             Error::Interrupted(Signal::Interrupt) => 130,
             Error::Interrupted(Signal::Terminate) => 143,
+            Error::Stopped { signal, .. } => Error::Interrupted(*signal).exit_code(),
         }
     }
 }
@@ -163,6 +204,7 @@ mod tests {
             message: "relation does not exist".into(),
             hint: None,
             reverting: false,
+            outcome: Outcome::RolledBack,
         };
         let cases = [
             (Error::Internal("x".into()), 1),
@@ -206,6 +248,7 @@ mod tests {
             message: "relation \"nope\" does not exist".into(),
             hint: Some("check the table name".into()),
             reverting: false,
+            outcome: Outcome::RolledBack,
         }));
         let text = error.to_string();
         assert!(text.contains("20250101000000"), "{text}");

@@ -76,7 +76,7 @@ async fn read_rows(
         recorded.unwrap_or_default(),
         tables.history
     );
-    match session.client.simple_query(&sql).await {
+    match session.simple_query(&sql).await {
         Ok(messages) => {
             let mut rows = Vec::new();
             for message in messages {
@@ -112,7 +112,7 @@ async fn read_rows(
             Ok(Some(rows))
         }
         // Undefined table or schema: nothing was ever applied here.
-        Err(e)
+        Err(crate::db::StatementError::Postgres(e))
             if e.as_db_error()
                 .is_some_and(|db| matches!(db.code().code(), "42P01" | "3F000")) =>
         {
@@ -120,6 +120,30 @@ async fn read_rows(
         }
         Err(e) => Err(crate::db::classify(e)),
     }
+}
+
+/// Which of `revisions` have a `running` row: after a failed transactional batch, one the
+/// migration committed itself (a hidden COMMIT took the row with it).
+pub async fn running(
+    session: &Session,
+    tables: &Tables,
+    revisions: &[&str],
+) -> Result<Vec<String>> {
+    if revisions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = revisions.iter().map(|r| quote_literal(r)).collect();
+    let rows = session
+        .rows(&format!(
+            "SELECT revision FROM {} WHERE status = 'running' AND revision IN ({})",
+            tables.history,
+            list.join(", ")
+        ))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .collect())
 }
 
 /// Both tables (and the schema, when `with_schema`), idempotently, in their own
@@ -241,15 +265,59 @@ pub fn set_status(tables: &Tables, revision: &str, status: RowStatus) -> String 
     )
 }
 
-/// A `transaction:false` migration finished: `applied`, timed from its `running` row.
+/// A `transaction:false` migration finished: `applied`, timed from its `running` row. It
+/// changes no row if someone else settled or removed the row meanwhile: the caller checks.
 pub fn finish_row(tables: &Tables, revision: &str) -> String {
     format!(
         "UPDATE {} SET status = 'applied', \
          execution_ms = (extract(epoch FROM clock_timestamp() - applied_at) * 1000)::bigint \
-         WHERE revision = {};\n",
+         WHERE revision = {} AND status = 'running';\n",
         tables.history,
         quote_literal(revision),
     )
+}
+
+/// A `transaction:false` down section finished: its `running` row goes (the caller checks
+/// that one did).
+pub fn delete_running_row(tables: &Tables, revision: &str) -> String {
+    format!(
+        "DELETE FROM {} WHERE revision = {} AND status = 'running';\n",
+        tables.history,
+        quote_literal(revision)
+    )
+}
+
+/// A transactional migration's closing row: `applied` when `intact` (an SQL condition, see
+/// `guard`) holds, else a status the table refuses, so the transaction cannot commit.
+pub fn seal_applied(tables: &Tables, migration: &Migration, intact: &str) -> String {
+    format!(
+        "INSERT INTO {} (revision, description, checksum, status, method, execution_ms, applied_by, runner_version) \
+         VALUES ({}, {}, {}, CASE WHEN {intact} THEN 'applied' ELSE '{lost}' END, 'applied', {ELAPSED_MS}, {}, '{VERSION}') \
+         ON CONFLICT (revision) DO UPDATE SET status = EXCLUDED.status, execution_ms = EXCLUDED.execution_ms;\n",
+        tables.history,
+        quote_literal(&migration.revision),
+        quote_literal(&migration.description),
+        quote_literal(&migration.checksum),
+        quote_literal(host_name()),
+        lost = crate::guard::LOST,
+    )
+}
+
+/// The same proof for a row about to be deleted (a transactional down step).
+pub fn seal_status(tables: &Tables, revision: &str, intact: &str) -> String {
+    format!(
+        "UPDATE {} SET status = CASE WHEN {intact} THEN status ELSE '{lost}' END WHERE revision = {};\n",
+        tables.history,
+        quote_literal(revision),
+        lost = crate::guard::LOST,
+    )
+}
+
+/// Whether an error is the history table refusing the `lost` status: the proof failed.
+pub fn is_lost_proof(error: &tokio_postgres::Error) -> bool {
+    error
+        .as_db_error()
+        .is_some_and(|db| db.code().code() == "23514" && db.table() == Some("schemagate_history"))
 }
 
 pub fn delete_row(tables: &Tables, revision: &str) -> String {

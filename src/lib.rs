@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod graph;
+pub mod guard;
 pub mod history;
 pub mod interrupt;
 pub mod lock;

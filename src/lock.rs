@@ -40,8 +40,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Connection;
-use crate::db::{self, Session};
+use crate::db::Session;
 use crate::error::{Error, Result};
+use crate::guard::Guard;
 use crate::interrupt::Interrupt;
 
 const REPORT_EVERY: Duration = Duration::from_secs(5);
@@ -89,6 +90,8 @@ pub struct Request<'a> {
     /// history again: the work it waited for may be done.
     pub wake: bool,
     pub interrupt: &'a Interrupt,
+    /// `--wait-timeout`, for the second connection of `transaction` mode.
+    pub wait_timeout: Duration,
 }
 
 /// How acquiring ended.
@@ -130,6 +133,13 @@ async fn acquire_session(request: &Request<'_>) -> Result<Acquired> {
     }
     let lock = Lock::Session { key, backend };
     verify(session, &lock).await?;
+    // A runner replaced mid-step (its lock connection gone in transaction mode) may still
+    // have a statement running on the server: wait for it, whatever our mode.
+    let work = Request {
+        wake: false,
+        ..*request
+    };
+    poll(&work, session, &guard(&lock, key).drained(), Space::Work).await?;
     Ok(Acquired::Held(lock))
 }
 
@@ -138,13 +148,10 @@ async fn acquire_transaction(request: &Request<'_>) -> Result<Acquired> {
         connection, key, ..
     } = *request;
     // Its own Interrupt: a signal must cancel the main connection's statement; this one
-    // only ever runs short tries.
-    let holder = Session::open(connection, &Interrupt::default())
-        .await
-        .map_err(|e| match e {
-            db::ConnectError::Setup(e) => e,
-            db::ConnectError::Postgres(e) => db::classify(e),
-        })?;
+    // only ever runs short tries. Transient refusals (53300, too many connections) are
+    // retried as for the first connection.
+    let mut budget = crate::wait::Budget::new(request.wait_timeout);
+    let holder = crate::wait::connect(connection, &mut budget, &Interrupt::default()).await?;
     // Each try is a transaction of its own, rolled back at once when it fails: a
     // CREATE INDEX CONCURRENTLY waits for every transaction that held a snapshot when it
     // looked, and a waiter's transaction must not outlive one try.
@@ -158,41 +165,28 @@ async fn acquire_transaction(request: &Request<'_>) -> Result<Acquired> {
              SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0;",
         )
         .await?;
-    // Wait until no batch of an interrupted run holds the work guard.
-    let (high, low) = halves(key);
-    let (high, low) = (high as u32, low as u32);
-    let drained = format!(
-        "SELECT (NOT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND granted \
-         AND objsubid = 2 AND classid = {high} AND objid = {low} \
-         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())))::text"
-    );
+    // Wait until no batch or transaction:false step of an interrupted run holds the guard.
     let work = Request {
         wake: false,
         ..*request
     };
+    let drained = Guard {
+        key,
+        session_lock: false,
+    }
+    .drained();
     poll(&work, &holder, &drained, Space::Work).await?;
     Ok(Acquired::Held(Lock::Transaction(Heartbeat::start(
         holder, key,
     ))))
 }
 
-/// The first statement of every batch a run sends under `lock`: in `transaction` mode a
-/// shared lock that a later holder waits for (see the module doc).
-pub fn work_guard(lock: &Lock, key: i64) -> Option<String> {
-    match lock {
-        Lock::Transaction(_) => {
-            let (high, low) = halves(key);
-            Some(format!(
-                "SELECT pg_advisory_xact_lock_shared({high}, {low});\n"
-            ))
-        }
-        Lock::Session { .. } | Lock::Nothing => None,
+/// What every piece of work under `lock` takes first and proves before it commits.
+pub fn guard(lock: &Lock, key: i64) -> Guard {
+    Guard {
+        key,
+        session_lock: matches!(lock, Lock::Session { .. }),
     }
-}
-
-/// A bigint key as the two int4 halves `pg_locks` shows (classid, objid).
-fn halves(key: i64) -> (i32, i32) {
-    ((key >> 32) as i32, key as i32)
 }
 
 /// Which advisory lock a wait is for: the run's (the bigint key, `objsubid` 1) or the

@@ -100,16 +100,18 @@ async fn run(cli: Cli, started: Instant) -> Result<Finish, i32> {
     match commands::run(&cli.command, &ctx).await {
         Ok(finish) => Ok(finish),
         Err(e) => {
-            // A signal that arrived mid-way wins over whatever error it caused.
-            let e = match interrupt.received() {
-                Some(signal) => Error::Interrupted(signal),
-                None => e,
+            // A signal that arrived mid-way wins over whatever error it caused, unless the
+            // error already says what the signal left behind.
+            let e = match (interrupt.received(), e) {
+                (_, stopped @ Error::Stopped { .. }) => stopped,
+                (Some(signal), _) => Error::Interrupted(signal),
+                (None, e) => e,
             };
             match e {
                 Error::Interrupted(Signal::Interrupt | Signal::Terminate) => {
                     tracing::warn!("{e}: stopped, rolled back and released the lock")
                 }
-                Error::Pending(_) => tracing::warn!("{e}"),
+                Error::Pending(_) | Error::Stopped { .. } => tracing::warn!("{e}"),
                 _ => tracing::error!("{e}"),
             }
             Err(e.exit_code())

@@ -16,6 +16,7 @@ use crate::config::{self, Connection};
 use crate::db::Session;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
+use crate::guard::Guard;
 use crate::history::{self, Tables};
 use crate::lock::{Acquired, Lock};
 use crate::plan::{self, AppliedRow, Options, Step};
@@ -65,9 +66,11 @@ impl<'a> Migrator<'a> {
         })
     }
 
-    /// Connects within what is left of the wait budget.
+    /// Connects within what is left of the wait budget. schemagate's own statements on it
+    /// wait for table locks no longer than the lock timeout.
     pub async fn connect(&mut self) -> Result<Session> {
-        wait::connect(&self.connection, &mut self.budget, self.ctx.interrupt).await
+        let session = wait::connect(&self.connection, &mut self.budget, self.ctx.interrupt).await?;
+        Ok(session.limit_own_statements(self.ctx.global.lock_timeout))
     }
 
     /// Reads the history without the lock (empty for a fresh database), with when, how
@@ -199,8 +202,7 @@ impl<'a> Migrator<'a> {
             }
         };
         let mut applied = state.applied;
-        let guard = lock::work_guard(held, self.key);
-        let guard = guard.as_deref();
+        let guard = lock::guard(held, self.key);
         while let Some(goal) = goals.get(run.phase) {
             let steps = plan::converge(self.graph, &applied, goal);
             if self.single_transaction && steps.iter().all(|s| matches!(s, Step::Up(_))) {
@@ -228,7 +230,7 @@ impl<'a> Migrator<'a> {
         &self,
         session: &Session,
         step: Step,
-        guard: Option<&str>,
+        guard: Guard,
         tally: &mut Tally,
     ) -> Result<()> {
         let (Step::Up(node) | Step::Down(node)) = step;
@@ -253,7 +255,7 @@ impl<'a> Migrator<'a> {
         &self,
         session: &Session,
         steps: &[Step],
-        guard: Option<&str>,
+        guard: Guard,
         tally: &mut Tally,
     ) -> Result<()> {
         if steps.is_empty() {
@@ -333,6 +335,7 @@ impl<'a> Migrator<'a> {
             deadline,
             wake,
             interrupt: self.ctx.interrupt,
+            wait_timeout: self.ctx.global.wait_timeout,
         };
         lock::acquire(self.ctx.global.lock_mode, &request).await
     }

@@ -14,7 +14,8 @@
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::history::{self, ELAPSED_MS, Tables, VERSION};
+use crate::guard::Guard;
+use crate::history::{self, Tables, VERSION};
 use crate::migration::{Migration, Section};
 use crate::plan::{RowStatus, Step};
 use crate::split::{self, Statement};
@@ -39,29 +40,22 @@ fn action(step: Step) -> &'static str {
     }
 }
 
-/// A transactional step as one batch. `guard` (a statement of the lock's) runs first
-/// inside the transaction.
+/// A transactional step as one batch: the guard, a `running` row, the section, the
+/// session put back, the row made `applied` only if the guard's proof holds (see
+/// `guard`), the event, `COMMIT`. A hidden `COMMIT` in the section would commit the
+/// `running` row with what came before it, so the next run finds the step dirty instead of
+/// running it again.
 pub fn transaction<'a>(
     tables: &Tables,
     migration: &'a Migration,
     step: Step,
-    guard: Option<&str>,
+    guard: Guard,
 ) -> Result<Batch<'a>> {
     let mut batch = Batch::begin(guard);
+    batch.opening(migration, step, tables);
     batch.section(migration, section(migration, step)?);
-    let row = match step {
-        Step::Up(_) => {
-            history::insert_row(tables, migration, RowStatus::Applied, "applied", ELAPSED_MS)
-        }
-        Step::Down(_) => history::delete_row(tables, &migration.revision),
-    };
-    batch.own(
-        &(String::from("RESET ALL;\n")
-            + &row
-            + &history::event(tables, action(step), &migration.revision, "ok", None)),
-        3,
-    );
-    batch.own("COMMIT;\n", 1);
+    batch.closing(migration, step, tables, guard);
+    batch.own("COMMIT;\n", 1, Own::Closing);
     Ok(batch)
 }
 
@@ -69,32 +63,32 @@ pub fn transaction<'a>(
 pub fn one_transaction<'a>(
     tables: &Tables,
     migrations: &[&'a Migration],
-    guard: Option<&str>,
+    guard: Guard,
 ) -> Batch<'a> {
     let mut batch = Batch::begin(guard);
     for migration in migrations {
+        batch.opening(migration, Step::Up(0), tables);
         batch.section(migration, &migration.up);
-        batch.own(
-            &(String::from("RESET ALL;\n")
-                + &history::insert_row(
-                    tables,
-                    migration,
-                    RowStatus::Applied,
-                    "applied",
-                    ELAPSED_MS,
-                )
-                + &history::event(tables, "up", &migration.revision, "ok", None)),
-            3,
-        );
+        batch.closing(migration, Step::Up(0), tables, guard);
     }
-    batch.own("COMMIT;\n", 1);
+    batch.own("COMMIT;\n", 1, Own::Closing);
     batch
 }
 
-/// A `transaction:false` step: what runs before, the statements, what runs after.
+/// Puts the session back after a migration's SQL: `RESET ALL` does not reset the role.
+pub const RESET_SESSION: &str = "RESET ALL;\nRESET SESSION AUTHORIZATION;\nRESET ROLE;\n";
+const RESET_STATEMENTS: usize = 3;
+
+/// A `transaction:false` step: what runs before, the statements, what runs after. Each
+/// piece of `before` and `after` is sent on its own, so `after`'s row count can be checked.
 pub struct Statements<'a> {
     pub before: String,
     pub statements: Vec<Statement<'a>>,
+    /// Puts the session back.
+    pub reset: &'static str,
+    /// Finishes the row; must change exactly one row (else someone else changed it).
+    pub finish: String,
+    /// The event and the guard's release.
     pub after: String,
 }
 
@@ -102,6 +96,7 @@ pub fn statement_by_statement<'a>(
     tables: &Tables,
     migration: &'a Migration,
     step: Step,
+    guard: Guard,
 ) -> Result<Statements<'a>> {
     let section = section(migration, step)?;
     let statements = split::split(&section.sql).map_err(|e| {
@@ -111,44 +106,49 @@ pub fn statement_by_statement<'a>(
         ))
     })?;
     let revision = &migration.revision;
-    let (before, after) = match step {
+    let (before, finish) = match step {
         Step::Up(_) => (
             history::insert_row(tables, migration, RowStatus::Running, "applied", "0"),
             history::finish_row(tables, revision),
         ),
         Step::Down(_) => (
             history::set_status(tables, revision, RowStatus::Running),
-            history::delete_row(tables, revision),
+            history::delete_running_row(tables, revision),
         ),
     };
     Ok(Statements {
-        before: before + &history::event(tables, action(step), revision, "started", None),
+        before: guard.take_for_session()
+            + &before
+            + &history::event(tables, action(step), revision, "started", None),
         statements,
-        after: String::from("RESET ALL;\n")
-            + &after
-            + &history::event(tables, action(step), revision, "ok", None),
+        reset: RESET_SESSION,
+        finish,
+        after: history::event(tables, action(step), revision, "ok", None)
+            + &guard.release_for_session(),
     })
 }
 
-/// After a `transaction:false` step failed with `completed` statements done: if none ran,
-/// the row goes back to what it was (so a fixed file simply runs again); otherwise it is
-/// marked `failed` for a person to resolve.
+/// After a `transaction:false` step stopped with `committed` statements committed: if none
+/// was, the row goes back to what it was (so a fixed file simply runs again); otherwise it
+/// is marked `failed` for a person to resolve.
 pub fn failed(
     tables: &Tables,
     migration: &Migration,
     step: Step,
-    completed: usize,
+    committed: usize,
     detail: &str,
+    guard: Guard,
 ) -> String {
     let revision = &migration.revision;
-    let row = match (completed, step) {
+    let row = match (committed, step) {
         (0, Step::Up(_)) => history::delete_row(tables, revision),
         (0, Step::Down(_)) => history::set_status(tables, revision, RowStatus::Applied),
         _ => history::set_status(tables, revision, RowStatus::Failed),
     };
-    String::from("RESET ALL;\n")
+    String::from(RESET_SESSION)
         + &row
         + &history::event(tables, action(step), revision, "failed", Some(detail))
+        + &guard.release_for_session()
 }
 
 /// What `--sql` prints: a psql script of `steps`, under the same advisory lock as a run.
@@ -169,13 +169,18 @@ pub fn render(
     let migration = |step: Step| match step {
         Step::Up(n) | Step::Down(n) => graph.migration(n),
     };
+    // psql holds the session lock the script takes above.
+    let guard = Guard {
+        key: lock_key,
+        session_lock: true,
+    };
     if single_transaction {
         let migrations: Vec<&Migration> = steps.iter().map(|&s| migration(s)).collect();
         out.push_str(&format!(
             "\n-- {} migrations in one transaction\n",
             migrations.len()
         ));
-        out.push_str(&one_transaction(tables, &migrations, None).sql);
+        out.push_str(&one_transaction(tables, &migrations, guard).sql);
     } else {
         for &step in steps {
             let m = migration(step);
@@ -193,9 +198,9 @@ pub fn render(
                 }
             ));
             if section.transactional {
-                out.push_str(&transaction(tables, m, step, None)?.sql);
+                out.push_str(&transaction(tables, m, step, guard)?.sql);
             } else {
-                let parts = statement_by_statement(tables, m, step)?;
+                let parts = statement_by_statement(tables, m, step, guard)?;
                 out.push_str(&parts.before);
                 for statement in &parts.statements {
                     out.push_str(statement.sql);
@@ -204,6 +209,8 @@ pub fn render(
                     }
                     out.push('\n');
                 }
+                out.push_str(parts.reset);
+                out.push_str(&parts.finish);
                 out.push_str(&parts.after);
             }
         }
@@ -221,25 +228,74 @@ pub struct Batch<'a> {
     parts: Vec<(usize, Part<'a>)>,
 }
 
+/// Which of schemagate's own statements a stretch of a batch is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Own {
+    /// `BEGIN`, the guard, the `running` row: before any migration SQL ran.
+    Opening,
+    /// After a migration's SQL: the reset, the row's proof, the event, `COMMIT`.
+    Closing,
+}
+
 enum Part<'a> {
     /// schemagate's own statements, counted.
-    Own(usize),
+    Own(usize, Own),
     Section(&'a Migration, &'a Section),
 }
 
+/// Where in a batch an error happened.
+pub struct Place<'a> {
+    /// The migration the failing statement belongs to, or the one just before it.
+    pub migration: &'a Migration,
+    /// The file line, when the failing statement is the migration's.
+    pub line: Option<usize>,
+    /// Set when the failing statement is one of schemagate's own.
+    pub own: Option<Own>,
+}
+
 impl<'a> Batch<'a> {
-    fn begin(guard: Option<&str>) -> Batch<'a> {
+    fn begin(guard: Guard) -> Batch<'a> {
         let mut batch = Batch::default();
-        batch.own("BEGIN;\n", 1);
-        if let Some(guard) = guard {
-            batch.own(guard, 1);
-        }
+        batch.own("BEGIN;\n", 1, Own::Opening);
+        batch.own(&guard.take_in_transaction(), 1, Own::Opening);
         batch
     }
 
-    fn own(&mut self, sql: &str, statements: usize) {
-        self.parts.push((self.sql.len(), Part::Own(statements)));
+    fn own(&mut self, sql: &str, statements: usize, own: Own) {
+        self.parts
+            .push((self.sql.len(), Part::Own(statements, own)));
         self.sql.push_str(sql);
+    }
+
+    /// The `running` row (up) or status (down), before the migration's SQL.
+    fn opening(&mut self, migration: &Migration, step: Step, tables: &Tables) {
+        let row = match step {
+            Step::Up(_) => {
+                history::insert_row(tables, migration, RowStatus::Running, "applied", "0")
+            }
+            Step::Down(_) => history::set_status(tables, &migration.revision, RowStatus::Running),
+        };
+        self.own(&row, 1, Own::Opening);
+    }
+
+    /// The reset, the row made final under the guard's proof, and the event.
+    fn closing(&mut self, migration: &Migration, step: Step, tables: &Tables, guard: Guard) {
+        let intact = guard.intact();
+        let (row, statements) = match step {
+            Step::Up(_) => (history::seal_applied(tables, migration, &intact), 1),
+            Step::Down(_) => (
+                history::seal_status(tables, &migration.revision, &intact)
+                    + &history::delete_row(tables, &migration.revision),
+                2,
+            ),
+        };
+        self.own(
+            &(String::from(RESET_SESSION)
+                + &row
+                + &history::event(tables, action(step), &migration.revision, "ok", None)),
+            RESET_STATEMENTS + statements + 1,
+            Own::Closing,
+        );
     }
 
     fn section(&mut self, migration: &'a Migration, section: &'a Section) {
@@ -250,10 +306,11 @@ impl<'a> Batch<'a> {
         self.sql.push_str("\n;\n");
     }
 
-    fn migrations(&self) -> impl Iterator<Item = &'a Migration> + '_ {
+    /// The migrations of the batch, in order.
+    pub fn migrations(&self) -> impl Iterator<Item = &'a Migration> + '_ {
         self.parts.iter().filter_map(|(_, p)| match p {
             Part::Section(m, _) => Some(*m),
-            Part::Own(_) => None,
+            Part::Own(..) => None,
         })
     }
 
@@ -266,14 +323,9 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// The migration and file line an error points at: the server's 1-based character
-    /// `position` in the batch when it gives one, else the statement after the
-    /// `completed` ones.
-    pub fn locate(
-        &self,
-        position: Option<usize>,
-        completed: usize,
-    ) -> Result<(&'a Migration, Option<usize>)> {
+    /// Where an error points: the server's 1-based character `position` in the batch when
+    /// it gives one, else the statement after the `completed` ones.
+    pub fn locate(&self, position: Option<usize>, completed: usize) -> Result<Place<'a>> {
         if let Some(position) = position
             && let Some(byte) = self
                 .sql
@@ -287,32 +339,53 @@ impl<'a> Batch<'a> {
                 .saturating_sub(1);
             if let Some((start, Part::Section(m, s))) = self.parts.get(at) {
                 let lines = self.sql[*start..byte].matches('\n').count();
-                return Ok((m, Some(s.first_line + lines)));
+                return Ok(Place {
+                    migration: m,
+                    line: Some(s.first_line + lines),
+                    own: None,
+                });
             }
         }
         let mut remaining = completed;
         let mut last = None;
         for (_, part) in &self.parts {
             let statements = match part {
-                Part::Own(n) => *n,
+                Part::Own(n, own) => {
+                    if remaining < *n {
+                        let migration = last
+                            .or_else(|| self.migrations().next())
+                            .ok_or_else(|| Error::Internal("a batch without a migration".into()))?;
+                        return Ok(Place {
+                            migration,
+                            line: None,
+                            own: Some(*own),
+                        });
+                    }
+                    *n
+                }
                 Part::Section(m, s) => {
                     last = Some(*m);
                     let statements = split::split(&s.sql).unwrap_or_default();
                     if let Some(statement) = statements.get(remaining) {
-                        return Ok((m, Some(s.file_line(statement.line))));
+                        return Ok(Place {
+                            migration: m,
+                            line: Some(s.file_line(statement.line)),
+                            own: None,
+                        });
                     }
                     statements.len()
                 }
             };
-            if remaining < statements {
-                break;
-            }
             remaining -= statements;
         }
         let migration = last
             .or_else(|| self.migrations().next())
             .ok_or_else(|| Error::Internal("a batch without a migration".into()))?;
-        Ok((migration, None))
+        Ok(Place {
+            migration,
+            line: None,
+            own: Some(Own::Closing),
+        })
     }
 }
 
@@ -325,6 +398,11 @@ mod tests {
         migration::parse(&format!("m/{name}"), name, text.as_bytes()).expect("valid migration")
     }
 
+    const GUARD: Guard = Guard {
+        key: 42,
+        session_lock: true,
+    };
+
     #[test]
     fn a_transactional_step_is_one_batch_with_its_row() {
         let tables = Tables::new("public");
@@ -332,19 +410,30 @@ mod tests {
             "1_a.sql",
             "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n",
         );
-        let up = transaction(&tables, &m, Step::Up(0), None).expect("up");
+        let up = transaction(&tables, &m, Step::Up(0), GUARD).expect("up");
         assert!(
-            up.sql.starts_with("BEGIN;\nCREATE TABLE a (id int);\n"),
+            up.sql.starts_with(
+                "BEGIN;\nSELECT pg_advisory_xact_lock_shared(0, 42);\nINSERT INTO \"public\".\"schemagate_history\""
+            ),
             "{}",
             up.sql
         );
+        assert!(up.sql.contains("'running', 'applied', 0,"), "{}", up.sql);
+        assert!(up.sql.contains("E'host'") || up.sql.contains("applied_by"));
         assert!(
+            up.sql.contains(
+                "CREATE TABLE a (id int);\n\n;\nRESET ALL;\nRESET SESSION AUTHORIZATION;\nRESET ROLE;\nINSERT INTO"
+            ),
+            "{}",
             up.sql
-                .contains("\n;\nRESET ALL;\nINSERT INTO \"public\".\"schemagate_history\"")
         );
+        assert!(up.sql.contains("ELSE 'lost' END"), "{}", up.sql);
+        assert!(up.sql.contains("ON CONFLICT (revision) DO UPDATE"));
         assert!(up.sql.ends_with("COMMIT;\n"));
-        let down = transaction(&tables, &m, Step::Down(0), None).expect("down");
+        let down = transaction(&tables, &m, Step::Down(0), GUARD).expect("down");
+        assert!(down.sql.contains("SET status = 'running'"), "{}", down.sql);
         assert!(down.sql.contains("DROP TABLE a;"));
+        assert!(down.sql.contains("THEN status ELSE 'lost' END"));
         assert!(
             down.sql
                 .contains("DELETE FROM \"public\".\"schemagate_history\"")
@@ -356,14 +445,25 @@ mod tests {
     fn errors_are_located_by_position_or_by_statement() {
         let tables = Tables::new("public");
         let m = parsed("1_a.sql", "-- migrate:up\nSELECT 1;\n\nSELECT nope;\n");
-        let batch = transaction(&tables, &m, Step::Up(0), None).expect("batch");
-        // "BEGIN;\n" is 7 characters; `nope` starts on the section's third line.
+        let batch = transaction(&tables, &m, Step::Up(0), GUARD).expect("batch");
         let position = batch.sql.find("nope").expect("nope") + 1;
-        let (found, line) = batch.locate(Some(position), 0).expect("located");
-        assert_eq!((found.revision.as_str(), line), ("1", Some(4)));
-        // No position: BEGIN and SELECT 1 completed, so the third statement failed.
-        let (_, line) = batch.locate(None, 2).expect("located");
-        assert_eq!(line, Some(4));
+        let place = batch.locate(Some(position), 0).expect("located");
+        assert_eq!(
+            (place.migration.revision.as_str(), place.line, place.own),
+            ("1", Some(4), None)
+        );
+        // No position: BEGIN, the guard, the running row and SELECT 1 completed.
+        let place = batch.locate(None, 4).expect("located");
+        assert_eq!((place.line, place.own), (Some(4), None));
+        // The running row is schemagate's own opening statement; the proof a closing one.
+        assert_eq!(
+            batch.locate(None, 2).expect("opening").own,
+            Some(Own::Opening)
+        );
+        assert_eq!(
+            batch.locate(None, 8).expect("closing").own,
+            Some(Own::Closing)
+        );
     }
 
     #[test]
@@ -386,11 +486,16 @@ mod tests {
         .expect("script");
         assert!(script.contains("SELECT pg_advisory_lock(42);"));
         assert!(script.contains("CREATE TABLE IF NOT EXISTS"));
-        assert!(script.contains("-- up 1 a (m/1_a.sql)\nBEGIN;\nCREATE TABLE a (id int);"));
         assert!(script.contains(
-            "transaction:false: statement by statement\nINSERT INTO \"public\".\"schemagate_history\""
+            "-- up 1 a (m/1_a.sql)\nBEGIN;\nSELECT pg_advisory_xact_lock_shared(0, 42);\nINSERT"
         ));
-        assert!(script.contains("CREATE INDEX CONCURRENTLY i ON a (id);\nRESET ALL;\nUPDATE"));
+        assert!(script.contains(
+            "transaction:false: statement by statement\nSELECT pg_advisory_lock_shared(0, 42);\nINSERT INTO \"public\".\"schemagate_history\""
+        ));
+        assert!(script.contains(
+            "CREATE INDEX CONCURRENTLY i ON a (id);\nRESET ALL;\nRESET SESSION AUTHORIZATION;\nRESET ROLE;\nUPDATE"
+        ));
+        assert!(script.contains("SELECT pg_advisory_unlock_shared(0, 42);"));
         assert!(script.ends_with("SELECT pg_advisory_unlock(42);\n"));
         assert_eq!(
             script.matches("BEGIN;").count(),

@@ -7,18 +7,16 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use support::Cluster;
-use support::run::{Folder, Outcome, Run, finish};
+use support::run::{Folder, Outcome, Run};
 use support::state::{
     advisory_locks, backend_waiting, history, ok_events, schemagate_backends, tables_exist,
     wait_until,
 };
+use support::watched::Watched;
 
 /// PRODUCT: a signal ends the run within this.
 const SIGNAL_DEADLINE: Duration = Duration::from_secs(2);
@@ -26,16 +24,6 @@ const SIGNAL_DEADLINE: Duration = Duration::from_secs(2);
 const SETTLE: Duration = Duration::from_secs(1);
 /// Generous, for a loaded machine: how long a run may take to reach a given point.
 const REACH: Duration = Duration::from_secs(10);
-
-/// Sends `signal` ("TERM", "INT", "KILL") to a process, as an orchestrator would.
-fn send(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(child.id().to_string())
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} {} failed", child.id());
-}
 
 /// After an interruption: the lock is released and the connection closed (the server may
 /// take a moment to clean up a backend whose client went away).
@@ -52,57 +40,6 @@ fn assert_nothing_left(cluster: &Cluster, db: &str) {
         wait_until(SETTLE, || schemagate_backends(cluster, db) == 0),
         "schemagate backends left in {db}"
     );
-}
-
-/// A spawned run whose stderr is read as it comes, so a test can wait for a log line.
-struct Watched {
-    child: Child,
-    started: Instant,
-    stderr: Arc<Mutex<String>>,
-    reader: JoinHandle<()>,
-}
-
-impl Watched {
-    fn spawn(run: &mut Run) -> Watched {
-        let started = Instant::now();
-        let mut child = run.spawn();
-        let pipe = child.stderr.take().expect("stderr is piped");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&stderr);
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut text = sink.lock().unwrap();
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        Watched {
-            child,
-            started,
-            stderr,
-            reader,
-        }
-    }
-
-    fn logged(&self, text: &str) -> bool {
-        self.stderr.lock().unwrap().contains(text)
-    }
-
-    /// Sends `signal` and returns when it was sent.
-    fn signal(&self, signal: &str) -> Instant {
-        send(&self.child, signal);
-        Instant::now()
-    }
-
-    fn finish(self) -> Outcome {
-        let mut outcome = finish(self.child, self.started);
-        self.reader.join().expect("stderr reader");
-        outcome.stderr = Arc::try_unwrap(self.stderr)
-            .expect("reader is done")
-            .into_inner()
-            .unwrap();
-        outcome
-    }
 }
 
 /// Waits for a signalled run and checks it ended in time with `code`.

@@ -25,6 +25,7 @@ pub mod state;
 pub mod template;
 pub mod tls;
 pub mod watchdog;
+pub mod watched;
 
 use pg::PgBins;
 use std::fs;
