@@ -101,7 +101,7 @@ async fn run_transaction(
         let lock_held = probe(session, guard).await?.lock_held;
         let section = script::section(migration, step)?;
         let (detail, result) = if !lock_held {
-            let message = lost_lock(migration, &section.sql, None);
+            let message = lost_lock(migration, &section.sql, Left::Nothing);
             (message.clone(), Error::Conflict(vec![message]))
         } else {
             let mut failure = failure(migration, step, None, &error, Outcome::RolledBack);
@@ -223,6 +223,7 @@ async fn statement_by_statement(
     let mut open_since = None;
     let mut stop = None;
     let mut block = Block::None;
+    let mut lock_lost_by = None;
     for (index, statement) in parts.statements.iter().enumerate() {
         if let Err(Error::Interrupted(signal)) = interrupt.check() {
             stop = Some(Stop::Interrupted(signal));
@@ -251,8 +252,13 @@ async fn statement_by_statement(
             open_since.get_or_insert(index);
         }
         if !probe.lock_held {
-            stop = Some(Stop::LostLock(index));
-            break;
+            if index + 1 < parts.statements.len() || block != Block::None {
+                stop = Some(Stop::LostLock(index));
+                break;
+            }
+            // The last statement dropped the lock: the migration is complete and recorded
+            // as such; the run stops before the next one.
+            lock_lost_by = Some(index);
         }
     }
     if stop.is_none()
@@ -286,6 +292,13 @@ async fn statement_by_statement(
             return Err(Error::Conflict(vec![message]));
         }
         session.execute(&parts.after).await?;
+        if let Some(index) = lock_lost_by {
+            return Err(Error::Conflict(vec![lost_lock(
+                migration,
+                parts.statements[index].sql,
+                Left::Completed,
+            )]));
+        }
         return Ok(started.elapsed());
     };
 
@@ -322,11 +335,12 @@ async fn statement_by_statement(
             (said, Error::Stopped { signal, detail })
         }
         Stop::LostLock(index) => {
-            let message = lost_lock(
-                migration,
-                parts.statements[index].sql,
-                Some(&said).filter(|_| committed > 0),
-            );
+            let left = if committed > 0 {
+                Left::PartWay(said)
+            } else {
+                Left::Nothing
+            };
+            let message = lost_lock(migration, parts.statements[index].sql, left);
             (message.clone(), Error::Conflict(vec![message]))
         }
         Stop::LeftOpen(index) => {
@@ -387,14 +401,24 @@ fn resolve_hint(revision: &str) -> String {
     )
 }
 
+/// What a migration that lost the lock left behind.
+enum Left {
+    Nothing,
+    /// All of it ran and its row says applied.
+    Completed,
+    /// What was committed, said for a person.
+    PartWay(String),
+}
+
 /// Exit 8: a migration dropped the session's advisory lock, so another runner could start.
-fn lost_lock(migration: &Migration, sql: &str, committed: Option<&String>) -> String {
+fn lost_lock(migration: &Migration, sql: &str, left: Left) -> String {
     let class = crate::guard::lock_dropping_statement(sql)
         .map(|name| format!("it runs {name}, which"))
         .unwrap_or_else(|| "a statement in it".to_string());
-    let done = match committed {
-        Some(said) => format!("{said}; {}", resolve_hint(&migration.revision)),
-        None => "nothing of it was committed".to_string(),
+    let done = match left {
+        Left::Nothing => "nothing of it was committed".to_string(),
+        Left::Completed => "it completed and is recorded as applied".to_string(),
+        Left::PartWay(said) => format!("{said}; {}", resolve_hint(&migration.revision)),
     };
     format!(
         "the advisory lock was lost during migration {} ({}): {class} releases schemagate's \

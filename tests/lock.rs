@@ -181,3 +181,221 @@ fn waiting_next_to_create_index_concurrently(mode: &str) {
         "1"
     );
 }
+
+/// The backends of `db` holding schemagate's run lock (the bigint key, objsubid 1).
+fn lock_holders(cluster: &Cluster, db: &str) -> String {
+    cluster.psql(
+        db,
+        "SELECT coalesce(string_agg(pid::text, ','), '') FROM pg_locks WHERE locktype = 'advisory' \
+         AND granted AND objsubid = 1 \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+}
+
+#[test]
+fn a_migration_that_drops_the_lock_commits_nothing_and_stops_with_exit_8() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_database("unlockall");
+    let folder = Folder::with(&[
+        (
+            "1_unlock.sql",
+            "CREATE TABLE t (a int);\nSELECT pg_advisory_unlock_all();\n",
+        ),
+        ("2_next.sql", "CREATE TABLE n (a int);\n"),
+    ]);
+    Run::on(&cluster.url(&db), &folder, &["up"])
+        .run()
+        .expect(8)
+        .stderr_has("the advisory lock was lost during migration 1")
+        .stderr_has("pg_advisory_unlock_all()")
+        .stderr_has("nothing of it was committed");
+    assert_eq!(
+        cluster.psql(
+            &db,
+            "SELECT to_regclass('t') IS NULL AND to_regclass('n') IS NULL"
+        ),
+        "t"
+    );
+    assert_eq!(support::state::history(cluster, &db), "");
+}
+
+#[test]
+fn discard_all_in_a_transaction_false_section_stops_before_the_next_migration() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_database("discardall");
+    let folder = Folder::with(&[
+        (
+            "1_discard.sql",
+            "-- migrate:up transaction:false\nCREATE TABLE t (a int);\nDISCARD ALL;\n",
+        ),
+        ("2_next.sql", "CREATE TABLE n (a int);\n"),
+    ]);
+    let out = Run::on(&cluster.url(&db), &folder, &["up"]).run();
+    out.expect(8)
+        .stderr_has("DISCARD ALL")
+        .stderr_has("it completed and is recorded as applied");
+    assert!(
+        !out.stderr.to_lowercase().contains("run discard"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(support::state::history(cluster, &db), "1:applied");
+    assert_eq!(cluster.psql(&db, "SELECT to_regclass('n') IS NULL"), "t");
+}
+
+#[test]
+fn a_finished_step_whose_row_was_settled_meanwhile_fails_loudly() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_database("rowgone");
+    let folder = Folder::with(&[(
+        "1_slow.sql",
+        "-- migrate:up transaction:false\nSELECT pg_sleep(1.5);\n",
+    )]);
+    let mut run = Run::on(&cluster.url(&db), &folder, &["up"]);
+    let child = run.spawn();
+    let started = Instant::now();
+    assert!(support::state::wait_until(Duration::from_secs(10), || {
+        support::state::backend_waiting(cluster, &db, "PgSleep")
+    }));
+    // What `resolve --rolled-back` does to the row, done behind the runner's back.
+    cluster.psql(&db, "DELETE FROM schemagate_history WHERE revision = '1'");
+    finish(child, started)
+        .expect(8)
+        .stderr_has("was changed by someone else while its statements ran");
+}
+
+/// Runner A applies a slow `transaction:false` statement in transaction lock mode; its
+/// lock connection is cut; runner B (or `resolve`) must wait for A's statement, not call
+/// the row dirty while it still runs on the server.
+fn lock_connection_cut_mid_statement(
+    then: &[&str],
+) -> (support::run::Outcome, support::run::Outcome, String, String) {
+    let cluster = Cluster::shared();
+    let db = cluster.create_database("cut");
+    let folder = Folder::with(&[
+        (
+            "1_slow.sql",
+            "-- migrate:up transaction:false\nSELECT pg_sleep(1.5);\nCREATE TABLE after_sleep (a int);\n",
+        ),
+        ("2_next.sql", "CREATE TABLE next_one (a int);\n"),
+    ]);
+    let url = cluster.url(&db);
+    let mut a = Run::on(&url, &folder, &["up", "--lock-mode", "transaction"]);
+    let a_child = a.spawn();
+    let a_started = Instant::now();
+    assert!(support::state::wait_until(Duration::from_secs(10), || {
+        support::state::backend_waiting(cluster, &db, "PgSleep")
+    }));
+    let holder = lock_holders(cluster, &db);
+    assert!(
+        !holder.is_empty() && !holder.contains(','),
+        "one lock holder: {holder}"
+    );
+    cluster.psql(&db, &format!("SELECT pg_terminate_backend({holder})"));
+    let b_started = Instant::now();
+    let b = Run::on(&url, &folder, then).spawn();
+    let b_out = finish(b, b_started);
+    let a_out = finish(a_child, a_started);
+    (
+        a_out,
+        b_out,
+        support::state::history(cluster, &db),
+        support::state::ok_events(cluster, &db),
+    )
+}
+
+#[test]
+fn a_runner_taking_over_waits_for_the_statement_still_running() {
+    let (a, b, history, events) =
+        lock_connection_cut_mid_statement(&["up", "--lock-mode", "transaction"]);
+    b.expect(0)
+        .stderr_has("waiting for the last statement of an interrupted run");
+    assert_eq!(
+        a.code, 0,
+        "A reconnects and finds the work done\n{}",
+        a.stderr
+    );
+    assert_eq!(history, "1:applied 2:applied");
+    assert_eq!(events, "1:1 2:1", "each migration applied once");
+}
+
+#[test]
+fn resolve_does_not_settle_a_row_whose_statement_still_runs() {
+    let (_, resolve, history, _) =
+        lock_connection_cut_mid_statement(&["resolve", "1", "--rolled-back"]);
+    resolve.expect(2).stderr_has("is applied, not dirty");
+    assert!(history.starts_with("1:applied"), "{history}");
+}
+
+#[test]
+fn a_table_lock_on_the_history_ends_in_exit_6_naming_who_holds_it() {
+    use std::io::Write;
+    let cluster = Cluster::shared();
+    let db = cluster.create_database("tablelock");
+    let folder = migrations(1);
+    let url = cluster.url(&db);
+    Run::on(&url, &folder, &["up"]).run().expect(0);
+    folder.write("2_more.sql", "CREATE TABLE more (a int);\n");
+    let mut locker = support::pg::client_command(&support::pg::PgBins::get().path("psql"))
+        .args(["-X", "-q"])
+        .args(cluster.socket_args(&db))
+        .env("PGAPPNAME", "table-locker")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("psql");
+    let mut stdin = locker.stdin.take().expect("stdin");
+    writeln!(
+        stdin,
+        "BEGIN; LOCK TABLE schemagate_history IN ACCESS EXCLUSIVE MODE;"
+    )
+    .expect("write");
+    assert!(support::state::wait_until(Duration::from_secs(10), || {
+        cluster.psql(
+            &db,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'table-locker' \
+             AND state = 'idle in transaction'",
+        ) == "1"
+    }));
+    let outcome = Run::on(&url, &folder, &["up", "--lock-timeout", "3s"]).run();
+    drop(stdin);
+    let _ = locker.kill();
+    let _ = locker.wait();
+    outcome
+        .expect(6)
+        .stderr_has("application_name table-locker")
+        .stderr_has("LOCK TABLE schemagate_history")
+        .stderr_has("raise --lock-timeout");
+    assert!(
+        outcome.elapsed < Duration::from_secs(8),
+        "{:?}",
+        outcome.elapsed
+    );
+}
+
+#[test]
+fn a_short_idle_session_timeout_does_not_use_up_the_wait_budget() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_database("idletimeout");
+    cluster.psql(
+        &db,
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'impatient') \
+         THEN CREATE ROLE impatient LOGIN SUPERUSER; END IF; END $$; \
+         ALTER ROLE impatient SET idle_session_timeout = '300ms'",
+    );
+    let folder = migrations(1);
+    let key = 4251;
+    let holder = LockHolder::take(cluster, &db, key);
+    let release = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(2500));
+        drop(holder);
+    });
+    let outcome = Run::on(
+        &cluster.url_for("impatient", "x", &db),
+        &folder,
+        &["up", "--lock-key", &key.to_string(), "--wait-timeout", "1s"],
+    )
+    .run();
+    release.join().expect("release");
+    outcome.expect(0).stderr_has("applied 1 migration");
+}

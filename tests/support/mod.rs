@@ -351,7 +351,7 @@ impl Cluster {
         self.server.log_tail(n)
     }
 
-    fn socket_args(&self, db: &str) -> Vec<String> {
+    pub fn socket_args(&self, db: &str) -> Vec<String> {
         let socket_dir = self.socket_dir().to_string_lossy().into_owned();
         let port = self.port().to_string();
         ["-h", &socket_dir, "-p", &port, "-U", "postgres", "-d", db]
