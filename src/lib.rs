@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod graph;
 pub mod history;
+pub mod identity;
 pub mod interrupt;
 pub mod lock;
 pub mod migration;
