@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
     name = "schemagate",
     version,
     about = "Waits for PostgreSQL, takes an advisory lock, applies pending SQL migrations, exits with a code your orchestrator understands.",
-    after_help = "Exit codes: 0 ok, 2 usage/config, 3 invalid files, 4 database unreachable, 5 refused (auth/TLS/missing db), 6 lock timeout, 7 migration failed, 8 state conflict, 9 pending (check), 130/143 interrupted.\n\nExample: DATABASE_URL=postgres://app@db:5432/app schemagate up"
+    after_help = "Exit codes: 0 ok, 2 usage/config, 3 invalid files, 4 database unreachable, 5 refused (auth/TLS/missing db), 6 lock timeout, 7 migration failed, 8 state conflict, 9 pending (check), 129/130/131/143 interrupted (SIGHUP/SIGINT/SIGQUIT/SIGTERM).\n\nExample: DATABASE_URL=postgres://app@db:5432/app schemagate up"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -829,8 +829,8 @@ fn check_url_shape(rest: &str) -> Result<()> {
             && (port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()))
         {
             return Err(Error::Usage(format!(
-                "the port of host {} in the database URL is not a number: write host:5432, \
-                 and percent-encode `:` or `@` in the user or password",
+                "the database URL is not valid: the port of host {} is not a number: write \
+                 host:5432, and percent-encode `:` or `@` in the user or password",
                 i + 1
             )));
         }
