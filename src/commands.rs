@@ -16,12 +16,12 @@ use crate::error::{Error, FileProblem, Result};
 use crate::graph::Graph;
 use crate::history::{self, Tables};
 use crate::interrupt::Interrupt;
-use crate::migration::compare_revisions;
+use crate::migration::{compare_revisions, same_revision};
 use crate::migrator::{self, Decision, Migrator};
 use crate::plan::{self, AppliedRow, DownTo, Options, RowStatus, Step};
 use crate::report::plural;
 use crate::target::{self, Target};
-use crate::{report, scaffold, script, source, wait};
+use crate::{output, report, scaffold, script, source, wait};
 
 /// What every command needs: the settings and the signal watcher.
 pub struct Context<'a> {
@@ -49,10 +49,7 @@ pub async fn run(command: &Command, ctx: &Context<'_>) -> Result<Finish> {
         Command::Status(args) => status(ctx, args).await,
         Command::Current(args) => current(ctx, args.verbose).await,
         Command::History(args) => history(ctx, args.verbose.verbose, args.offline).await,
-        Command::Heads(args) => {
-            print!("{}", report::heads(&load(ctx)?, args.verbose));
-            Ok(())
-        }
+        Command::Heads(args) => output::print(&report::heads(&load(ctx)?, args.verbose)),
         Command::New(args) => new(ctx, args),
         Command::Merge(args) => merge(ctx, args),
         Command::Stamp(args) => stamp(ctx, args).await,
@@ -74,6 +71,8 @@ impl ReconcileArgs {
             allow_changed: self.allow_changed,
             allow_out_of_order: self.allow_out_of_order,
             strict: self.strict,
+            allow_renamed: self.allow_renamed,
+            allow_unknown: self.allow_unknown,
         }
     }
 }
@@ -117,13 +116,12 @@ fn validate(ctx: &Context<'_>, strict: bool) -> Result<()> {
             "join them with `schemagate merge \"merge heads\"`",
         ));
     }
-    println!(
+    output::print_line(&format!(
         "ok: {}, {} ({})",
         plural(graph.len(), "migration"),
         plural(heads.len(), "head"),
         revisions(&graph, &heads)
-    );
-    Ok(())
+    ))
 }
 
 async fn wait_only(ctx: &Context<'_>) -> Result<()> {
@@ -391,8 +389,7 @@ fn show(
     decision.warnings.iter().for_each(|w| tracing::warn!("{w}"));
     let steps = steps(graph, &rows, options, &decision);
     if !sql {
-        print!("{}", report::dry_run(graph, &steps));
-        return Ok(());
+        return output::print(&report::dry_run(graph, &steps));
     }
     if single_transaction
         && let Some(m) = steps
@@ -408,11 +405,14 @@ fn show(
     let tables = Tables::new(&ctx.global.schema);
     let key = ctx.global.lock_key.unwrap_or_else(|| tables.lock_key());
     let title = format!("{title}, {}", plural(steps.len(), "step"));
-    print!(
-        "{}",
-        script::render(&tables, graph, &steps, key, single_transaction, &title)?
-    );
-    Ok(())
+    output::print(&script::render(
+        &tables,
+        graph,
+        &steps,
+        key,
+        single_transaction,
+        &title,
+    )?)
 }
 
 async fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<()> {
@@ -421,13 +421,11 @@ async fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<()> {
     let rows = migrator.read_history(true).await?;
     let database = migrator.connection.describe();
     match args.format {
-        OutputFormat::Text => print!("{}", report::status_text(&graph, &rows, &database)),
-        OutputFormat::Json => println!(
-            "{}",
-            report::status_json(&graph, &rows, &database, &ctx.global.schema)
+        OutputFormat::Text => output::print(&report::status_text(&graph, &rows, &database)),
+        OutputFormat::Json => output::print_line(
+            &report::status_json(&graph, &rows, &database, &ctx.global.schema).to_string(),
         ),
     }
-    Ok(())
 }
 
 async fn current(ctx: &Context<'_>, verbose: bool) -> Result<()> {
@@ -438,20 +436,17 @@ async fn current(ctx: &Context<'_>, verbose: bool) -> Result<()> {
     if text.is_empty() {
         tracing::info!("nothing applied (base)");
     }
-    print!("{text}");
-    Ok(())
+    output::print(&text)
 }
 
 async fn history(ctx: &Context<'_>, verbose: bool, offline: bool) -> Result<()> {
     let graph = load(ctx)?;
     if offline || !config::is_configured(ctx.global, ctx.env) {
-        print!("{}", report::history(&graph, None, verbose));
-        return Ok(());
+        return output::print(&report::history(&graph, None, verbose));
     }
     let mut migrator = Migrator::new(ctx, &graph, Options::default())?;
     let rows = migrator.read_history(true).await?;
-    print!("{}", report::history(&graph, Some(&rows), verbose));
-    Ok(())
+    output::print(&report::history(&graph, Some(&rows), verbose))
 }
 
 /// The files of `dir`, or none yet: `new` starts a project's first migration.
@@ -502,7 +497,7 @@ fn new(ctx: &Context<'_>, args: &NewArgs) -> Result<()> {
         &slug,
         &scaffold::content(message, &parents, false),
     )?;
-    println!("{}", path.display());
+    output::print_line(&path.display().to_string())?;
     tracing::info!(
         "wrote {}{}: put the change below `-- migrate:up` and its undo below `-- migrate:down`",
         path.display(),
@@ -567,7 +562,7 @@ fn merge(ctx: &Context<'_>, args: &MergeArgs) -> Result<()> {
         &slug,
         &scaffold::content(&args.message, &names, true),
     )?;
-    println!("{}", path.display());
+    output::print_line(&path.display().to_string())?;
     tracing::info!("wrote {}, joining {}", path.display(), names.join(", "));
     Ok(())
 }
@@ -650,6 +645,7 @@ async fn check(ctx: &Context<'_>, args: &CheckArgs) -> Result<()> {
     let graph = load(ctx)?;
     let options = Options {
         strict: args.strict,
+        allow_unknown: args.allow_unknown,
         ..Options::default()
     };
     let mut migrator = Migrator::new(ctx, &graph, options)?;
@@ -671,8 +667,10 @@ async fn check(ctx: &Context<'_>, args: &CheckArgs) -> Result<()> {
         if plan.pending.is_empty() {
             session.close().await;
             plan.warnings.iter().for_each(|w| tracing::warn!("{w}"));
-            println!("at head: database at {}", report::standing(&graph, &rows));
-            return Ok(());
+            return output::print_line(&format!(
+                "at head: database at {}",
+                report::standing(&graph, &rows)
+            ));
         }
         let pending = format!(
             "{} pending ({})",
@@ -682,7 +680,7 @@ async fn check(ctx: &Context<'_>, args: &CheckArgs) -> Result<()> {
         );
         if !args.wait {
             session.close().await;
-            println!("{pending}");
+            output::print_line(&pending)?;
             return Err(Error::Pending(format!(
                 "not at head: {pending}; run `schemagate up`"
             )));
@@ -713,15 +711,18 @@ async fn resolve(ctx: &Context<'_>, args: &ResolveArgs) -> Result<()> {
     let graph = load(ctx)?;
     let mut migrator = Migrator::new(ctx, &graph, Options::default())?;
     let tables = migrator.tables.clone();
-    let revision = args.revision.as_str();
+    let typed = args.revision.as_str();
     let outcome = if args.applied {
         "applied"
     } else {
         "rolled-back"
     };
-    migrator
+    let revision = migrator
         .with_lock(async |session, rows| {
-            let status = match rows.iter().find(|r| r.revision == revision) {
+            // By identity; the statements name the row as it is stored.
+            let row = rows.iter().find(|r| same_revision(&r.revision, typed));
+            let revision = row.map_or(typed, |r| r.revision.as_str());
+            let status = match row {
                 Some(r) if r.status != RowStatus::Applied => r.status,
                 Some(_) => {
                     return Err(Error::Usage(format!(
@@ -743,7 +744,8 @@ async fn resolve(ctx: &Context<'_>, args: &ResolveArgs) -> Result<()> {
             let event = history::event(&tables, "resolve", revision, outcome, Some(&detail));
             session
                 .execute(&format!("BEGIN;\n{row}{event}COMMIT;"))
-                .await
+                .await?;
+            Ok(revision.to_string())
         })
         .await?;
     tracing::info!("resolved {revision} as {outcome}");

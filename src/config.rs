@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
     name = "schemagate",
     version,
     about = "Waits for PostgreSQL, takes an advisory lock, applies pending SQL migrations, exits with a code your orchestrator understands.",
-    after_help = "Exit codes: 0 ok, 2 usage/config, 3 invalid files, 4 database unreachable, 5 refused (auth/TLS/missing db), 6 lock timeout, 7 migration failed, 8 state conflict, 9 pending (check), 130/143 interrupted.\n\nExample: DATABASE_URL=postgres://app@db:5432/app schemagate up"
+    after_help = "Exit codes: 0 ok, 2 usage/config, 3 invalid files, 4 database unreachable, 5 refused (auth/TLS/missing db), 6 lock timeout, 7 migration failed, 8 state conflict, 9 pending (check), 129/130/131/143 interrupted (SIGHUP/SIGINT/SIGQUIT/SIGTERM).\n\nExample: DATABASE_URL=postgres://app@db:5432/app schemagate up"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -52,6 +52,7 @@ pub struct Global {
         long,
         env = "SCHEMAGATE_SCHEMA",
         default_value = "public",
+        value_parser = parse_schema,
         global = true
     )]
     pub schema: String,
@@ -191,6 +192,14 @@ pub struct ReconcileArgs {
     /// Fail when the database has migrations these files do not know.
     #[arg(long)]
     pub strict: bool,
+    /// Record a renamed file (same up section as an applied revision no file has) as
+    /// that revision, instead of stopping.
+    #[arg(long, env = "SCHEMAGATE_ALLOW_RENAMED", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_renamed: bool,
+    /// Apply even when none of the database's applied revisions is in the folder
+    /// (otherwise "probably the wrong folder", exit 8).
+    #[arg(long, env = "SCHEMAGATE_ALLOW_UNKNOWN", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_unknown: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -325,6 +334,9 @@ pub struct CheckArgs {
     /// Fail when the database has migrations these files do not know.
     #[arg(long)]
     pub strict: bool,
+    /// Pass even when none of the database's applied revisions is in the folder.
+    #[arg(long, env = "SCHEMAGATE_ALLOW_UNKNOWN", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_unknown: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -343,6 +355,19 @@ pub struct ResolveArgs {
 /// Longer than any deployment waits: what an overlong duration is cut to, so adding it to
 /// the clock can never overflow (`--lock-timeout 18446744073709551615` means forever).
 pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// An empty schema name is never what was meant (a variable set to nothing); PostgreSQL
+/// would reject the quoted `""` only once connected.
+fn parse_schema(text: &str) -> std::result::Result<String, String> {
+    if text.is_empty() {
+        return Err(
+            "the schema name is empty (--schema or SCHEMAGATE_SCHEMA): give a schema, \
+             for example public, or unset SCHEMAGATE_SCHEMA for the default"
+                .into(),
+        );
+    }
+    Ok(text.to_string())
+}
 
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let text = text.trim();
@@ -401,19 +426,35 @@ impl std::fmt::Debug for Connection {
 
 impl Connection {
     /// `user@host:port/db`: what messages say, never with the password.
+    /// Every host with its port (`u@h1:5432,h2:5433/db`): tokio-postgres tries them in
+    /// turn, and a log line must name the one that failed among them.
     pub fn describe(&self) -> String {
-        let host = match self.config.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            #[cfg(unix)]
-            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
-            None => "localhost".to_string(),
+        let ports = self.config.get_ports();
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                let host = match host {
+                    tokio_postgres::config::Host::Tcp(h) if h.contains(':') => format!("[{h}]"),
+                    tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                    #[cfg(unix)]
+                    tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+                };
+                // One port for every host, or one each, as tokio-postgres reads them.
+                let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+                format!("{host}:{port}")
+            })
+            .collect();
+        let hosts = if hosts.is_empty() {
+            "localhost:5432".to_string()
+        } else {
+            hosts.join(",")
         };
-        let port = self.config.get_ports().first().copied().unwrap_or(5432);
         format!(
-            "{}@{}:{}/{}",
+            "{}@{hosts}/{}",
             self.config.get_user().unwrap_or("?"),
-            host,
-            port,
             self.config.get_dbname().unwrap_or("?")
         )
     }
@@ -591,7 +632,11 @@ fn with_port(url: &str, port: u16) -> String {
 fn parse_url(url: &str) -> Result<(tokio_postgres::Config, Option<String>, Option<String>)> {
     let mut ssl_mode = None;
     let mut root_cert = None;
-    let rest = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    let rest = if let Some(after) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    {
+        check_url_shape(after)?;
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -614,7 +659,23 @@ fn parse_url(url: &str) -> Result<(tokio_postgres::Config, Option<String>, Optio
         )));
     } else {
         let mut kept = Vec::new();
-        for (key, value) in key_values(url)? {
+        let pairs = key_values(url)?;
+        for (i, (key, value)) in pairs.iter().enumerate() {
+            if !KEYS.contains(&key.as_str()) {
+                // The key may be the second half of a value with a space: never echo it.
+                return Err(match i.checked_sub(1).map(|p| &pairs[p].0) {
+                    Some(before) => unquoted_space(before),
+                    None => Error::Usage(
+                        "the database connection string starts with an unknown key: check its \
+                         spelling (known: host, port, user, password, dbname, sslmode, ...)"
+                            .into(),
+                    ),
+                });
+            }
+            if key == "host" {
+                check_hosts(value.split(','), "the value of `host`")?;
+            }
+            let (key, value) = (key.clone(), value.clone());
             match key.as_str() {
                 "sslmode" => ssl_mode = Some(value),
                 "sslrootcert" => root_cert = Some(value),
@@ -655,6 +716,157 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The keys of a key=value string: tokio-postgres's, plus `sslrootcert`, which
+/// `parse_url` takes out.
+const KEYS: [&str; 20] = [
+    "host",
+    "hostaddr",
+    "port",
+    "user",
+    "password",
+    "dbname",
+    "options",
+    "application_name",
+    "sslmode",
+    "sslnegotiation",
+    "sslrootcert",
+    "connect_timeout",
+    "tcp_user_timeout",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_retries",
+    "target_session_attrs",
+    "channel_binding",
+    "load_balance_hosts",
+];
+
+/// A word that is not `key=value` after `key=`: most likely a value with a space in it.
+fn unquoted_space(key: &str) -> Error {
+    Error::Usage(format!(
+        "the database connection string is not valid after `{key}=`: a word there is not \
+         key=value, so the value of `{key}` probably contains a space. Quote the value \
+         ({key}='my secret', with \\' for a quote inside), or percent-encode it in a URL"
+    ))
+}
+
+/// What is wrong with a URL before any parser sees it: tokio-postgres ends the user
+/// and password at the first `@` and the host at the next `/` or `?`, so an unencoded
+/// `@` in a password makes the rest of it a host name (retried as a DNS failure for the
+/// whole wait, and logged). Messages name the part and the fix, never its text.
+fn check_url_shape(rest: &str) -> Result<()> {
+    let encode = |what: &str, c: char, code: &str| {
+        Error::Usage(format!(
+            "the database URL has {what}: percent-encode `{c}` in the user or password as {code}"
+        ))
+    };
+    let hosts_start = match rest.find('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            for (c, code) in [('/', "%2F"), ('?', "%3F"), ('#', "%23"), (' ', "%20")] {
+                if userinfo.contains(c) {
+                    return Err(encode(
+                        &format!("an unencoded `{c}` before the host"),
+                        c,
+                        code,
+                    ));
+                }
+            }
+            at + 1
+        }
+        None => 0,
+    };
+    let after = &rest[hosts_start..];
+    let hosts_end = after.find(['/', '?']).unwrap_or(after.len());
+    let path_end = after.find('?').unwrap_or(after.len());
+    if after[..path_end].contains('@') {
+        return Err(encode("more than one `@` before the host", '@', "%40"));
+    }
+    if after[..hosts_end].contains([' ', '#']) {
+        return Err(Error::Usage(
+            "the database URL has a space or `#` in its host part: percent-encode them \
+             (%20, %23) in the user or password, and check the host name"
+                .into(),
+        ));
+    }
+    let hosts = &after[..hosts_end];
+    if hosts.is_empty() {
+        return Ok(());
+    }
+    let mut names = Vec::new();
+    for (i, chunk) in hosts.split(',').enumerate() {
+        let (host, port) = match chunk.strip_prefix('[') {
+            Some(inner) => {
+                let Some((ip, after)) = inner.split_once(']') else {
+                    return Err(Error::Usage(format!(
+                        "host {} of the database URL opens `[` without `]`: write an IPv6 address as [::1]:5432",
+                        i + 1
+                    )));
+                };
+                if ip.is_empty()
+                    || !ip
+                        .chars()
+                        .all(|c| c.is_ascii_hexdigit() || ":.%".contains(c))
+                {
+                    return Err(Error::Usage(format!(
+                        "host {} of the database URL is not an IPv6 address inside [ ]",
+                        i + 1
+                    )));
+                }
+                (
+                    None,
+                    after
+                        .strip_prefix(':')
+                        .or_else(|| (!after.is_empty()).then_some(after)),
+                )
+            }
+            None => match chunk.rsplit_once(':') {
+                Some((host, port)) => (Some(host), Some(port)),
+                None => (Some(chunk), None),
+            },
+        };
+        if let Some(port) = port
+            && (port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()))
+        {
+            return Err(Error::Usage(format!(
+                "the database URL is not valid: the port of host {} is not a number: write \
+                 host:5432, and percent-encode `:` or `@` in the user or password",
+                i + 1
+            )));
+        }
+        names.extend(host);
+    }
+    check_hosts(names.into_iter(), "the database URL")
+}
+
+/// Each host must be a host name, an IP address or a socket directory (a path, in a URL
+/// percent-encoded as %2F...): anything else would only be retried as a DNS failure.
+fn check_hosts<'a>(hosts: impl Iterator<Item = &'a str>, place: &str) -> Result<()> {
+    for (i, host) in hosts.enumerate() {
+        if host.is_empty() || host.starts_with('/') || host.to_ascii_lowercase().starts_with("%2f")
+        {
+            continue;
+        }
+        if let Some(bad) = host
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || ".-_:%".contains(*c)))
+        {
+            let shown = if bad.is_ascii_graphic() {
+                format!("`{bad}`")
+            } else {
+                "a space or control character".into()
+            };
+            return Err(Error::Usage(format!(
+                "host {} in {place} is not a valid host name, IP address or socket directory: \
+                 it contains {shown}. Fix the host; if that part is really the end of a \
+                 password, percent-encode the password's special characters (@ as %40)",
+                i + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// libpq's `key=value key='quoted \' value'` form.
 fn key_values(text: &str) -> Result<Vec<(String, String)>> {
     let invalid = |what: &str| {
@@ -675,7 +887,11 @@ fn key_values(text: &str) -> Result<Vec<(String, String)>> {
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
-            return Err(invalid(&format!("`{key}` has no `=value`")));
+            // The word may be the rest of the previous value: name that key, not the word.
+            return Err(match pairs.last() {
+                Some((before, _)) => unquoted_space(before),
+                None => invalid("the first word has no `=value`"),
+            });
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let mut value = String::new();
@@ -831,6 +1047,103 @@ mod tests {
             assert_eq!(e.exit_code(), 2, "{url}: {e}");
             assert!(!e.to_string().contains("hunter2secret"), "{url}: {e}");
         }
+    }
+
+    /// Exit 2, and no 3-character piece of `secret` in the message.
+    #[track_caller]
+    fn refused_without_fragments(url: &str, secret: &str, says: &str) {
+        let e = resolve(Some(url), &[]).expect_err(url);
+        assert_eq!(e.exit_code(), 2, "{url}: {e}");
+        let text = e.to_string();
+        for i in 0..=secret.len() - 3 {
+            let piece = &secret[i..i + 3];
+            assert!(!text.contains(piece), "{url}: `{piece}` in: {text}");
+        }
+        assert!(text.contains(says), "{url}: {text}");
+    }
+
+    #[test]
+    fn unencoded_characters_in_a_password_are_named_never_echoed() {
+        for (url, secret, says) in [
+            (
+                "postgres://u:p@ss@host/db",
+                "p@ss",
+                "more than one `@` before the host: percent-encode `@` in the user or password as %40",
+            ),
+            (
+                "postgres://app:Wq9@Zk7!vB@db.internal:5432/app",
+                "Wq9@Zk7!vB",
+                "%40",
+            ),
+            ("postgres://u:Wq9/Zk7vB@h/db", "Wq9/Zk7vB", "%2F"),
+            ("postgres://u:Wq9?Zk7vB@h/db", "Wq9?Zk7vB", "%3F"),
+            ("postgres://u:Wq9#Zk7vB@h/db", "Wq9#Zk7vB", "%23"),
+            ("postgres://u:Wq9 Zk7vB@h/db", "Wq9 Zk7vB", "%20"),
+            // Both `@` and `/`: the host looks fine, the path has the `@`.
+            ("postgres://u:Wq9@Zk/7vB@h/db", "Wq9@Zk/7vB", "%40"),
+        ] {
+            refused_without_fragments(url, secret, says);
+        }
+    }
+
+    #[test]
+    fn a_colon_in_a_password_is_valid() {
+        // RFC 3986 allows `:` in the password; libpq and tokio-postgres read it so.
+        let c = resolve(Some("postgres://u:pa:ss@h:5433/d"), &[]).expect("valid");
+        assert_eq!(c.password().as_deref(), Some("pa:ss"));
+        assert_eq!(c.describe(), "u@h:5433/d");
+    }
+
+    #[test]
+    fn invalid_hosts_and_ports_fail_at_once() {
+        for (url, secret) in [
+            ("postgres://u:Wq9Zk7vB@db!internal:5432/app", "Wq9Zk7vB"),
+            ("postgres://u:Wq9Zk7vB@db:54x2/app", "Wq9Zk7vB"),
+            ("postgres://u:Wq9Zk7vB@[::1/app", "Wq9Zk7vB"),
+            ("postgres://u:Wq9Zk7vB@h1,h$2/app", "Wq9Zk7vB"),
+            ("host=db!x password=Wq9Zk7vB", "Wq9Zk7vB"),
+        ] {
+            refused_without_fragments(url, secret, "host");
+        }
+        for url in [
+            "postgres://u@db_1.internal-2:5432/d",
+            "postgres://u@[::1]:5432/d",
+            "postgres://u@%2Fvar%2Frun%2Fpostgresql/d",
+            "postgres://u@a:1,b:2/d",
+            "postgres:///d",
+            "postgres://u@h/d?application_name=a@b",
+            "host=/var/run/postgresql dbname=d",
+            "host=::1 dbname=d",
+        ] {
+            resolve(Some(url), &[]).unwrap_or_else(|e| panic!("{url}: {e}"));
+        }
+    }
+
+    #[test]
+    fn a_space_in_a_key_value_password_names_the_key() {
+        for url in [
+            "host=h password=Wq9xyz Zk7vBq",
+            "host=h password=Wq9xyz Zk7vBq dbname=d",
+            "host=h password=Wq9xyz Zk7vB=q",
+        ] {
+            refused_without_fragments(url, "Wq9xyz Zk7vBq", "password='");
+        }
+        refused_without_fragments("Wq9xyzZk7 host=h", "Wq9xyzZk7", "first word");
+    }
+
+    #[test]
+    fn describe_lists_every_host_and_port() {
+        let c = resolve(Some("postgres://u@h1:5432,h2:5433/db"), &[]).expect("ok");
+        assert_eq!(c.describe(), "u@h1:5432,h2:5433/db");
+        let c = resolve(Some("host=h1,h2 port=6000 user=u dbname=db"), &[]).expect("ok");
+        assert_eq!(c.describe(), "u@h1:6000,h2:6000/db");
+    }
+
+    #[test]
+    fn an_empty_schema_is_a_usage_error() {
+        let e = Cli::try_parse_from(["schemagate", "--schema", "", "up"]).expect_err("empty");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("SCHEMAGATE_SCHEMA"), "{e}");
     }
 
     #[test]

@@ -65,6 +65,31 @@ pub enum Outcome {
 pub enum Signal {
     Interrupt,
     Terminate,
+    /// SIGHUP: a closed terminal or a supervisor's stop, handled as SIGTERM.
+    Hangup,
+    /// SIGQUIT: handled as SIGTERM (no core dump: the lock and transaction come first).
+    Quit,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+            Signal::Hangup => "SIGHUP",
+            Signal::Quit => "SIGQUIT",
+        }
+    }
+
+    /// The exit code of a process ended by this signal: 128 + its number.
+    pub fn exit_code(self) -> i32 {
+        128 + match self {
+            Signal::Hangup => 1,
+            Signal::Interrupt => 2,
+            Signal::Quit => 3,
+            Signal::Terminate => 15,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,12 +138,20 @@ pub enum Error {
     #[error("database error: {0}")]
     Database(String),
 
-    #[error("interrupted by {}", match .0 { Signal::Interrupt => "SIGINT", Signal::Terminate => "SIGTERM" })]
+    #[error("interrupted by {}", .0.name())]
     Interrupted(Signal),
 
     /// Interrupted in a `transaction:false` section: `detail` says what was committed.
     #[error("{}: {detail}", Error::Interrupted(*.signal))]
     Stopped { signal: Signal, detail: String },
+
+    /// Standard output was closed by its reader (`| head`): the command ends quietly.
+    #[error("standard output closed by its reader")]
+    StdoutClosed,
+
+    /// Standard output cannot be written (a full disk): exit 1.
+    #[error("cannot write to standard output: {0}")]
+    Stdout(String),
 
     #[error("internal error (a bug in schemagate, please report it): {0}")]
     Internal(String),
@@ -172,7 +205,8 @@ impl Error {
     /// The process exit code for this error: PRODUCT.md section 6.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Internal(_) => 1,
+            Error::StdoutClosed => 0,
+            Error::Internal(_) | Error::Stdout(_) => 1,
             Error::Usage(_) => 2,
             Error::InvalidFiles(_) => 3,
             Error::Unreachable { .. } | Error::ConnectionLost(_) => 4,
@@ -181,9 +215,7 @@ impl Error {
             Error::MigrationFailed(_) => 7,
             Error::Conflict(_) => 8,
             Error::Pending(_) => 9,
-            Error::Interrupted(Signal::Interrupt) => 130,
-            Error::Interrupted(Signal::Terminate) => 143,
-            Error::Stopped { signal, .. } => Error::Interrupted(*signal).exit_code(),
+            Error::Interrupted(signal) | Error::Stopped { signal, .. } => signal.exit_code(),
         }
     }
 }
@@ -232,6 +264,10 @@ mod tests {
             (Error::Pending("x".into()), 9),
             (Error::Interrupted(Signal::Interrupt), 130),
             (Error::Interrupted(Signal::Terminate), 143),
+            (Error::Interrupted(Signal::Hangup), 129),
+            (Error::Interrupted(Signal::Quit), 131),
+            (Error::StdoutClosed, 0),
+            (Error::Stdout("x".into()), 1),
         ];
         for (error, code) in cases {
             assert_eq!(error.exit_code(), code, "{error:?}");

@@ -9,12 +9,13 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use crate::error::FileProblem;
-use crate::migration::{Migration, compare_revisions};
+use crate::migration::{Migration, compare_revisions, revision_key};
 
 #[derive(Debug)]
 pub struct Graph {
     /// Sorted by revision order; a node is its index here.
     migrations: Vec<Migration>,
+    /// By `revision_key`: `7` finds the file `007`.
     index: HashMap<String, usize>,
     parents: Vec<Vec<usize>>,
     children: Vec<Vec<usize>>,
@@ -46,7 +47,7 @@ impl Graph {
                     ),
                 ));
             } else {
-                index.insert(m.revision.clone(), i);
+                index.insert(revision_key(&m.revision), i);
             }
         }
 
@@ -58,7 +59,7 @@ impl Graph {
                 None => vec![i - 1],
                 Some(revises) => revises
                     .iter()
-                    .filter_map(|parent| match index.get(parent) {
+                    .filter_map(|parent| match index.get(&revision_key(parent)) {
                         Some(&p) => Some(p),
                         None => {
                             problems.push(FileProblem::new(
@@ -130,8 +131,9 @@ impl Graph {
         self.migrations.is_empty()
     }
 
+    /// The node of a revision, by identity: `7` and `007` are one revision.
     pub fn find(&self, revision: &str) -> Option<usize> {
-        self.index.get(revision).copied()
+        self.index.get(&revision_key(revision)).copied()
     }
 
     pub fn parents(&self, node: usize) -> &[usize] {
@@ -317,6 +319,55 @@ pub(crate) mod tests {
         let g = graph(&[("c0ffee", Some(&[])), ("1a2b", Some(&["c0ffee"]))]);
         assert_eq!(revisions(&g, g.topological_order()), ["c0ffee", "1a2b"]);
         assert!(g.parents(g.find("c0ffee").expect("root")).is_empty());
+    }
+
+    #[test]
+    fn find_compares_identities_not_spellings() {
+        let g = graph(&[("007", None), ("a0b", None), ("ab", None)]);
+        assert_eq!(g.find("7"), g.find("007"));
+        assert_eq!(g.find("0007"), g.find("007"));
+        assert!(g.find("7").is_some());
+        assert_ne!(g.find("a0b"), g.find("ab"));
+        assert_eq!(g.find("a00b"), g.find("a0b"));
+        let g = graph(&[("1", None), ("2", Some(&["001"]))]);
+        assert_eq!(
+            g.parents(g.find("2").expect("2")),
+            [g.find("1").expect("1")]
+        );
+    }
+
+    #[test]
+    fn revision_keys() {
+        for (id, key) in [
+            ("007", "7"),
+            ("0", "0"),
+            ("000", "0"),
+            ("a0b", "a0b"),
+            ("a00b", "a0b"),
+            ("ab", "ab"),
+            ("v010x02", "v10x2"),
+            ("20251215093000", "20251215093000"),
+        ] {
+            assert_eq!(revision_key(id), key, "{id}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The key is the identity `compare_revisions` defines, exactly.
+        #[test]
+        fn key_equality_is_compare_equality(a in "[0ab1]{0,6}", b in "[0ab1]{0,6}") {
+            proptest::prop_assert_eq!(
+                revision_key(&a) == revision_key(&b),
+                compare_revisions(&a, &b).is_eq(),
+                "{} vs {}", a, b
+            );
+        }
+
+        #[test]
+        fn key_equality_is_compare_equality_on_any_id(a in "[0-9A-Za-z]{1,12}", b in "[0-9A-Za-z]{1,12}") {
+            proptest::prop_assert_eq!(revision_key(&a) == revision_key(&b), compare_revisions(&a, &b).is_eq());
+            proptest::prop_assert!(compare_revisions(&a, &revision_key(&a)).is_eq());
+        }
     }
 
     #[test]

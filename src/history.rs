@@ -85,12 +85,17 @@ async fn read_rows(
                 };
                 let text = |i| row.get(i).unwrap_or_default().to_string();
                 let status = RowStatus::parse(&text(2)).ok_or_else(|| {
-                    Error::Database(format!(
-                        "{} has status `{}` for revision {}: expected applied, running or failed",
+                    Error::Conflict(vec![format!(
+                        "the history table {} is corrupted: revision {} has status `{}`, and the \
+                         valid statuses are applied, running, failed. Fix the row (UPDATE {} SET \
+                         status = 'applied' WHERE revision = '{}', if its migration is complete), \
+                         or point --schema at the schema that holds schemagate's history",
                         tables.history,
-                        text(2),
+                        text(0),
+                        text(2).escape_debug(),
+                        tables.history,
                         text(0)
-                    ))
+                    )])
                 })?;
                 let recorded = if recorded.is_some() {
                     Recorded {
@@ -117,6 +122,20 @@ async fn read_rows(
                 .is_some_and(|db| matches!(db.code().code(), "42P01" | "3F000")) =>
         {
             Ok(None)
+        }
+        // Undefined column: someone altered the table; waiting or retrying cannot help.
+        Err(crate::db::StatementError::Postgres(e))
+            if e.as_db_error()
+                .is_some_and(|db| db.code().code() == "42703") =>
+        {
+            let cause = e.as_db_error().map(|db| db.message()).unwrap_or_default();
+            Err(Error::Conflict(vec![format!(
+                "the history table {} is corrupted: {cause} (SQLSTATE 42703), and schemagate \
+                 needs its columns revision, checksum, status, applied_at, method, execution_ms \
+                 and applied_by. Restore the column (`schemagate up base:head --sql` prints the \
+                 table's definition), or point --schema at the schema that holds schemagate's history",
+                tables.history
+            )]))
         }
         Err(e) => Err(crate::db::classify(e)),
     }

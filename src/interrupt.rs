@@ -1,4 +1,4 @@
-//! SIGTERM and SIGINT: cancel the statement that is running, so the server rolls it back
+//! SIGTERM, SIGINT, SIGHUP and SIGQUIT: cancel the statement that is running, so the server rolls it back
 //! and frees the advisory lock at once.
 //!
 //! Dropping the client is not enough: a backend busy in a long statement does not notice a
@@ -33,17 +33,21 @@ impl Default for Interrupt {
 }
 
 impl Interrupt {
-    /// Listens for SIGINT and SIGTERM for the rest of the process.
+    /// Listens for SIGINT, SIGTERM, SIGHUP and SIGQUIT for the rest of the process.
     pub fn install() -> std::io::Result<Interrupt> {
         use tokio::signal::unix::{SignalKind, signal};
         let interrupt = Interrupt::default();
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sighup = signal(SignalKind::hangup())?;
+        let mut sigquit = signal(SignalKind::quit())?;
         let trigger = interrupt.clone();
         tokio::spawn(async move {
             let received = tokio::select! {
                 _ = sigint.recv() => Signal::Interrupt,
                 _ = sigterm.recv() => Signal::Terminate,
+                _ = sighup.recv() => Signal::Hangup,
+                _ = sigquit.recv() => Signal::Quit,
             };
             trigger.trigger(received).await;
         });

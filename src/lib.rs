@@ -12,6 +12,7 @@ pub mod error;
 pub mod graph;
 pub mod guard;
 pub mod history;
+pub mod identity;
 pub mod interrupt;
 pub mod lock;
 pub mod migration;

@@ -9,11 +9,11 @@ use clap::Parser;
 
 use schemagate::commands::{self, Context, Finish};
 use schemagate::config::Cli;
-use schemagate::error::{Error, Signal};
+use schemagate::error::Error;
 use schemagate::interrupt::Interrupt;
 use schemagate::output;
 
-/// After SIGTERM/SIGINT the process is gone within this, whatever the server does.
+/// After SIGTERM/SIGINT/SIGHUP/SIGQUIT the process is gone within this, whatever the server does.
 const SIGNAL_GRACE: Duration = Duration::from_millis(1800);
 
 fn main() -> ExitCode {
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            output::print_error(&format!("error: cannot start the async runtime: {e}"));
             return ExitCode::from(1);
         }
     };
@@ -70,10 +70,10 @@ async fn run(cli: Cli, started: Instant) -> Result<Finish, i32> {
         .ok()
         .and_then(|c| c.password());
     if let Err(e) = output::init(cli.global.log_format, &cli.global.log_level, secret.clone()) {
-        eprintln!(
+        output::print_error(&format!(
             "error: {}",
             output::redact(&e.to_string(), secret.as_deref())
-        );
+        ));
         return Err(e.exit_code());
     }
     install_panic_hook(secret);
@@ -108,7 +108,11 @@ async fn run(cli: Cli, started: Instant) -> Result<Finish, i32> {
                 (None, e) => e,
             };
             match e {
-                Error::Interrupted(Signal::Interrupt | Signal::Terminate) => {
+                // `| head` took what it wanted: not a failure.
+                Error::StdoutClosed => return Ok(Finish::Exit),
+                // One plain line: the logger may be what failed to write, so no log line.
+                Error::Stdout(_) => output::print_error(&format!("error: {e}")),
+                Error::Interrupted(_) => {
                     tracing::warn!("{e}: stopped, rolled back and released the lock")
                 }
                 Error::Pending(_) | Error::Stopped { .. } => tracing::warn!("{e}"),
@@ -122,6 +126,8 @@ async fn run(cli: Cli, started: Instant) -> Result<Finish, i32> {
 fn install_panic_hook(secret: Option<String>) {
     std::panic::set_hook(Box::new(move |info| {
         let text = output::redact(&info.to_string(), secret.as_deref());
-        eprintln!("error: internal error (a bug in schemagate, please report it): {text}");
+        output::print_error(&format!(
+            "error: internal error (a bug in schemagate, please report it): {text}"
+        ));
     }));
 }

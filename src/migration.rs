@@ -117,6 +117,35 @@ pub fn compare_revisions(a: &str, b: &str) -> Ordering {
     }
 }
 
+/// The one identity of a revision: digit runs without leading zeros (but at least one
+/// digit, so `a0b` stays apart from `ab`), letter runs unchanged. Two ids have the same
+/// key exactly when `compare_revisions` calls them equal, so `7` and `007` are one
+/// revision in the graph, the history and on the command line alike.
+pub fn revision_key(revision: &str) -> String {
+    let mut key = String::with_capacity(revision.len());
+    let mut rest = revision.as_bytes();
+    while let Some(first) = rest.first() {
+        let digits = first.is_ascii_digit();
+        let (run, tail) = split_run(rest, digits);
+        let run = if digits {
+            match trim_zeros(run) {
+                [] => b"0".as_slice(),
+                trimmed => trimmed,
+            }
+        } else {
+            run
+        };
+        key.push_str(&String::from_utf8_lossy(run));
+        rest = tail;
+    }
+    key
+}
+
+/// Whether two ids name the same revision.
+pub fn same_revision(a: &str, b: &str) -> bool {
+    compare_revisions(a, b).is_eq()
+}
+
 fn split_run(text: &[u8], digits: bool) -> (&[u8], &[u8]) {
     let end = text
         .iter()

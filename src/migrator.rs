@@ -21,7 +21,7 @@ use crate::history::{self, Tables};
 use crate::lock::{Acquired, Lock};
 use crate::plan::{self, AppliedRow, Options, Step};
 use crate::report::{self, plural};
-use crate::{apply, lock, wait};
+use crate::{apply, identity, lock, wait};
 
 /// What a command wants, decided from the history.
 pub struct Decision {
@@ -158,6 +158,10 @@ impl<'a> Migrator<'a> {
         let rows = history::read(session, &self.tables)
             .await?
             .unwrap_or_default();
+        // Identity (issue 10, item 1): a respelling or an allowed rename is recorded under the lock.
+        if !identity::rekeys(self.graph, &rows, self.options).is_empty() {
+            return Ok(false);
+        }
         // A conflict or an impossible request is confirmed under the lock.
         let Ok(decision) = decide(self.graph, &rows) else {
             return Ok(false);
@@ -187,6 +191,8 @@ impl<'a> Migrator<'a> {
         let rows = history::read(session, &self.tables)
             .await?
             .unwrap_or_default();
+        // Identity (issue 10, item 1): rows take their files' spelling before any step.
+        let rows = identity::record(session, &self.tables, self.graph, rows, self.options).await?;
         let state = plan::reconcile(self.graph, &rows, self.options);
         let goals = match &run.goals {
             Some(goals) => {
@@ -311,6 +317,9 @@ impl<'a> Migrator<'a> {
                 let rows = history::read(&session, &self.tables)
                     .await?
                     .unwrap_or_default();
+                // Identity (issue 10, item 1): rows take their files' spelling first.
+                let rows = identity::record(&session, &self.tables, self.graph, rows, self.options)
+                    .await?;
                 let value = work(&session, rows).await?;
                 lock::release(&session, held).await?;
                 Ok(value)

@@ -82,6 +82,30 @@ pub fn percent_encoded(text: &str) -> String {
         .collect()
 }
 
+/// Writes command output to stdout: the only way commands print, so that no write can
+/// panic as `print!` does. A reader that went away (`| head`) is `StdoutClosed`, which
+/// ends the command quietly with exit 0; any other failure (a full disk) is exit 1.
+pub fn print(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => Error::StdoutClosed,
+            _ => Error::Stdout(e.to_string()),
+        })
+}
+
+/// `print` with a newline.
+pub fn print_line(text: &str) -> Result<()> {
+    print(&format!("{text}\n"))
+}
+
+/// Writes to stderr outside logging (before it starts, the panic hook), ignoring a closed
+/// or full stderr: there is nowhere left to report that, and it must not panic.
+pub fn print_error(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
 #[derive(Clone)]
 struct Redacting {
     secret: Option<String>,

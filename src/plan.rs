@@ -4,6 +4,8 @@
 //! row, out-of-order, database ahead) be unit-tested, and lets the look phase and the
 //! locked phase run the very same logic.
 
+use std::collections::HashMap;
+
 use crate::graph::Graph;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +63,11 @@ pub struct Options {
     pub allow_out_of_order: bool,
     /// Applied revisions unknown to the files are an error rather than a warning.
     pub strict: bool,
+    /// A pending file with the checksum of an applied row no file has is that row,
+    /// renamed: record it instead of stopping.
+    pub allow_renamed: bool,
+    /// Apply even when none of the database's revisions is in the folder.
+    pub allow_unknown: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +88,19 @@ pub enum Conflict {
     },
     Unknown {
         revision: String,
+    },
+    /// A pending file whose up section is an applied row's, and that row's revision
+    /// matches no file: the file was renamed.
+    Renamed {
+        from: String,
+        to: String,
+        path: String,
+    },
+    /// The database has applied revisions and none of them is in the folder.
+    WrongFolder {
+        folder: String,
+        files: usize,
+        applied: Vec<String>,
     },
 }
 
@@ -120,6 +140,33 @@ impl Conflict {
                 "the database has migration {revision} applied, but no file has it (the database \
                  is ahead of these files): deploy the newer migrations, or run without --strict"
             ),
+            Conflict::Renamed { from, to, path } => format!(
+                "migration {to} ({path}) is migration {from} renamed: its up section is the one \
+                 applied as {from}, and no file has revision {from} any more; nothing was applied. \
+                 Rename the file back, or record the new name with \
+                 `schemagate up --allow-renamed` (SCHEMAGATE_ALLOW_RENAMED=true)"
+            ),
+            Conflict::WrongFolder {
+                folder,
+                files,
+                applied,
+            } => {
+                let shown: Vec<&str> = applied.iter().take(5).map(String::as_str).collect();
+                format!(
+                    "probably the wrong folder: the database has {} ({}{}) and none of them is \
+                     one of the {files} files in {folder}; nothing was applied. Check \
+                     --migrations / SCHEMAGATE_MIGRATIONS (and the volume mount behind it), the \
+                     database URL and --schema; if these migrations really belong in this \
+                     database beside the others, pass --allow-unknown (SCHEMAGATE_ALLOW_UNKNOWN=true)",
+                    crate::report::plural(applied.len(), "applied revision"),
+                    shown.join(", "),
+                    if applied.len() > shown.len() {
+                        ", ..."
+                    } else {
+                        ""
+                    }
+                )
+            }
         }
     }
 }
@@ -141,6 +188,9 @@ pub struct Plan {
     pub conflicts: Vec<Conflict>,
     /// Problems let through by an option or by default: logged as warnings.
     pub warnings: Vec<String>,
+    /// Renames let through by `allow_renamed`: (the row's revision, the file's node).
+    /// The node counts as applied; the runner records the new name under the lock.
+    pub renames: Vec<(String, usize)>,
 }
 
 impl Plan {
@@ -161,8 +211,13 @@ pub fn reconcile(graph: &Graph, rows: &[AppliedRow], options: Options) -> Plan {
         applied: vec![false; graph.len()],
         ..Plan::default()
     };
+    let mut has_row = vec![false; graph.len()];
+    let mut unknown = Vec::new();
     for row in rows {
         let node = graph.find(&row.revision);
+        if let Some(n) = node {
+            has_row[n] = true;
+        }
         if row.status != RowStatus::Applied {
             plan.conflicts.push(Conflict::Dirty {
                 revision: row.revision.clone(),
@@ -172,14 +227,7 @@ pub fn reconcile(graph: &Graph, rows: &[AppliedRow], options: Options) -> Plan {
             continue;
         }
         let Some(node) = node else {
-            let conflict = Conflict::Unknown {
-                revision: row.revision.clone(),
-            };
-            if options.strict {
-                plan.conflicts.push(conflict);
-            } else {
-                plan.warnings.push(conflict.message());
-            }
+            unknown.push(row);
             continue;
         };
         plan.applied[node] = true;
@@ -196,7 +244,74 @@ pub fn reconcile(graph: &Graph, rows: &[AppliedRow], options: Options) -> Plan {
             }
         }
     }
+    // Decided before "unknown": a row no file has, whose up section a file without a
+    // row has, is that file renamed. Each row and each file is matched at most once.
+    let mut by_checksum: HashMap<&str, Vec<usize>> = HashMap::new();
+    for &n in graph.topological_order().iter().rev() {
+        if !has_row[n] {
+            by_checksum
+                .entry(graph.migration(n).checksum.as_str())
+                .or_default()
+                .push(n);
+        }
+    }
+    for row in unknown {
+        match by_checksum
+            .get_mut(row.checksum.as_str())
+            .and_then(Vec::pop)
+        {
+            Some(node) if options.allow_renamed => {
+                plan.applied[node] = true;
+                plan.renames.push((row.revision.clone(), node));
+            }
+            Some(node) => plan.conflicts.push(Conflict::Renamed {
+                from: row.revision.clone(),
+                to: graph.migration(node).revision.clone(),
+                path: graph.migration(node).path.clone(),
+            }),
+            None => {
+                let conflict = Conflict::Unknown {
+                    revision: row.revision.clone(),
+                };
+                if options.strict {
+                    plan.conflicts.push(conflict);
+                } else {
+                    plan.warnings.push(conflict.message());
+                }
+            }
+        }
+    }
     plan
+}
+
+/// "Probably the wrong folder": the database has applied revisions, the folder has files,
+/// and not one row is a file or a file renamed. A mistyped mount or the wrong database
+/// would otherwise get the whole folder applied on top of someone else's schema.
+fn wrong_folder(graph: &Graph, rows: &[AppliedRow], plan: &Plan) -> Option<Conflict> {
+    let first = graph.migrations().first()?;
+    let applied: Vec<String> = rows
+        .iter()
+        .filter(|r| r.status == RowStatus::Applied)
+        .map(|r| r.revision.clone())
+        .collect();
+    let none_known = rows.iter().all(|r| graph.find(&r.revision).is_none());
+    let renamed = plan
+        .conflicts
+        .iter()
+        .any(|c| matches!(c, Conflict::Renamed { .. }));
+    if applied.is_empty() || !none_known || renamed || !plan.renames.is_empty() {
+        return None;
+    }
+    let folder = std::path::Path::new(&first.path)
+        .parent()
+        .map(|p| p.display().to_string())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| ".".into());
+    Some(Conflict::WrongFolder {
+        folder,
+        files: graph.len(),
+        applied,
+    })
 }
 
 /// Plans `up` towards `targets` (every head when `None`).
@@ -207,6 +322,14 @@ pub fn plan_up(
     options: Options,
 ) -> Plan {
     let mut plan = reconcile(graph, rows, options);
+    if !options.allow_unknown
+        && let Some(conflict) = wrong_folder(graph, rows, &plan)
+    {
+        // The same rows as "unknown" would only repeat it, one warning each.
+        plan.warnings.clear();
+        plan.conflicts.push(conflict);
+        return plan;
+    }
     let dirty: Vec<usize> = rows
         .iter()
         .filter(|r| r.status != RowStatus::Applied)
@@ -501,6 +624,144 @@ mod tests {
         let applied: Vec<AppliedRow> = (1..=10_000).map(|i| row(&i.to_string())).collect();
         let plan = plan_up(&g, &applied, None, Options::default());
         assert!(plan.pending.is_empty() && plan.conflicts.is_empty());
+    }
+
+    #[test]
+    fn a_row_spelled_with_leading_zeros_is_that_file() {
+        let g = graph(&[("007", None), ("8", None)]);
+        let mut seven = row("7");
+        seven.checksum = "sum-007".into();
+        let plan = plan_up(&g, &[seven], None, Options::default());
+        assert!(
+            plan.conflicts.is_empty() && plan.warnings.is_empty(),
+            "{plan:?}"
+        );
+        assert_eq!(pending(&g, &plan), ["8"]);
+    }
+
+    fn renamed_row(from: &str, to: &str) -> AppliedRow {
+        let mut r = row(from);
+        r.checksum = format!("sum-{to}");
+        r
+    }
+
+    #[test]
+    fn a_pending_file_with_an_unknown_rows_checksum_is_a_rename() {
+        let g = graph(&[("2", None)]);
+        let rows = [renamed_row("1", "2")];
+        let plan = plan_up(&g, &rows, None, Options::default());
+        assert!(plan.renames.is_empty());
+        let [Conflict::Renamed { from, to, path }] = &plan.conflicts[..] else {
+            panic!("{plan:?}");
+        };
+        assert_eq!(
+            (from.as_str(), to.as_str(), path.as_str()),
+            ("1", "2", "m/2_test.sql")
+        );
+        let message = plan.conflicts[0].message();
+        assert!(
+            message.contains("schemagate up --allow-renamed"),
+            "{message}"
+        );
+        assert!(message.contains("nothing was applied"), "{message}");
+
+        let allow = Options {
+            allow_renamed: true,
+            ..Options::default()
+        };
+        let plan = plan_up(&g, &rows, None, allow);
+        assert!(
+            plan.conflicts.is_empty() && pending(&g, &plan).is_empty(),
+            "{plan:?}"
+        );
+        assert_eq!(plan.renames, [("1".to_string(), 0)]);
+        assert_eq!(plan.applied, [true]);
+    }
+
+    #[test]
+    fn a_rename_needs_the_old_revision_gone_and_the_file_unapplied() {
+        // Row 1 still has its file: 2 with the same SQL is a new migration.
+        let g = graph(&[("1", None), ("2", None)]);
+        let mut two = g.migration(1).clone();
+        two.checksum = "sum-1".into();
+        let g = Graph::build(vec![g.migration(0).clone(), two]).expect("graph");
+        let plan = plan_up(&g, &[row("1")], None, Options::default());
+        assert_eq!(pending(&g, &plan), ["2"]);
+        assert!(plan.conflicts.is_empty());
+        // Two unknown rows with one file's checksum: one rename, one unknown.
+        let g = graph(&[("3", None)]);
+        let plan = plan_up(
+            &g,
+            &[renamed_row("1", "3"), renamed_row("2", "3")],
+            None,
+            Options {
+                allow_renamed: true,
+                ..Options::default()
+            },
+        );
+        assert_eq!(plan.renames.len(), 1);
+        assert_eq!(plan.warnings.len(), 1);
+    }
+
+    #[test]
+    fn a_database_with_none_of_the_folders_revisions_is_the_wrong_folder() {
+        let g = graph(&LINE);
+        let rows = [row("a1"), row("a2"), row("a3")];
+        let plan = plan_up(&g, &rows, None, Options::default());
+        assert!(plan.pending.is_empty() && plan.warnings.is_empty());
+        let [
+            conflict @ Conflict::WrongFolder {
+                folder,
+                files,
+                applied,
+            },
+        ] = &plan.conflicts[..]
+        else {
+            panic!("{plan:?}");
+        };
+        assert_eq!((folder.as_str(), *files, applied.len()), ("m", 3, 3));
+        let message = conflict.message();
+        assert!(
+            message.contains("3 applied revisions (a1, a2, a3)"),
+            "{message}"
+        );
+        assert!(message.contains("--allow-unknown"), "{message}");
+        assert!(message.contains("SCHEMAGATE_MIGRATIONS"), "{message}");
+
+        let allow = Options {
+            allow_unknown: true,
+            ..Options::default()
+        };
+        let plan = plan_up(&g, &rows, None, allow);
+        assert!(plan.conflicts.is_empty());
+        assert_eq!(plan.warnings.len(), 3);
+        assert_eq!(pending(&g, &plan), ["1", "2", "3"]);
+
+        // One known row is enough: the database is ahead, not elsewhere.
+        let plan = plan_up(&g, &[row("1"), row("a1")], None, Options::default());
+        assert!(plan.conflicts.is_empty());
+        // A fresh database and an empty folder are not the wrong folder.
+        assert!(
+            plan_up(&g, &[], None, Options::default())
+                .conflicts
+                .is_empty()
+        );
+        let empty = Graph::build(Vec::new()).expect("empty");
+        assert!(
+            plan_up(&empty, &rows, None, Options::default())
+                .conflicts
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_folder_of_renames_is_a_rename_not_the_wrong_folder() {
+        let g = graph(&[("2", None)]);
+        let plan = plan_up(&g, &[renamed_row("1", "2")], None, Options::default());
+        assert!(
+            matches!(&plan.conflicts[..], [Conflict::Renamed { .. }]),
+            "{plan:?}"
+        );
     }
 
     fn reversible(specs: &[(&str, Option<&[&str]>)]) -> Graph {

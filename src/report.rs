@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::graph::Graph;
+use crate::migration::same_revision;
 use crate::plan::{AppliedRow, RowStatus, Step};
 
 /// "1 migration", "2 migrations".
@@ -373,7 +374,11 @@ pub fn current_text(graph: &Graph, rows: &[AppliedRow], verbose: bool) -> String
             },
             m.description
         ));
-        if verbose && let Some(row) = rows.iter().find(|r| r.revision == m.revision) {
+        if verbose
+            && let Some(row) = rows
+                .iter()
+                .find(|r| same_revision(&r.revision, &m.revision))
+        {
             out.push_str(&format!(
                 "    {} {} UTC by {}; file {}\n",
                 row.recorded.method, row.recorded.applied_at, row.recorded.applied_by, m.path

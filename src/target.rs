@@ -162,6 +162,17 @@ mod tests {
     }
 
     #[test]
+    fn a_revision_is_found_by_identity_before_any_prefix() {
+        let g = graph(&[("007", None), ("70", None), ("7a", None)]);
+        // `7` is 007 itself, although it is also the start of 70 and 7a.
+        assert_eq!(parse(&g, "7").ok(), Some(Target::Revision(0)));
+        assert_eq!(parse(&g, "0007").ok(), Some(Target::Revision(0)));
+        // A prefix compares on the typed text: `00` starts only `007`.
+        assert_eq!(parse(&g, "00").ok(), Some(Target::Revision(0)));
+        assert!(parse(&g, "7b").is_err());
+    }
+
+    #[test]
     fn ranges() {
         let g = line();
         assert_eq!(
