@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fault suite at full count (16 racing runners x 20, SIGKILL x 50, server restart x 10,
-# pg_terminate_backend x 10, read-only database), then its figures as a Markdown table.
+# pg_terminate_backend x 10, the lock connection cut mid-statement x 20, read-only database), then its figures as a Markdown table.
 # `cargo test` runs the same tests with reduced counts.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -228,6 +228,57 @@ fn connection_fault(cluster: &Cluster, tally: &mut Tally, trial: usize, fault: i
     })());
 }
 
+/// The transaction lock's connection cut while one of the holder's `transaction:false`
+/// statements still runs on the server: a second runner must wait for that statement, never
+/// call its row dirty, and nothing may be applied twice.
+#[test]
+fn lock_connection_cut_during_a_transaction_false_statement() {
+    let cluster = Cluster::shared();
+    let mut tally = Tally::new(
+        "transaction lock's connection cut during a transaction:false statement, a second runner started at once",
+        "both exit 0 (never a dirty verdict while the statement runs); history = tables = ok events, each once",
+    );
+    let mut jitter = Jitter::from_clock();
+    for trial in 0..trials(2, 20) {
+        let db = cluster.create_database("cutlock");
+        let url = cluster.url(&db);
+        let folder = numbered(6, None, 0);
+        let sleep_ms = 300 + jitter.below(700);
+        folder.write(
+            "1003_t3.sql",
+            &format!(
+                "-- migrate:up transaction:false\nSELECT pg_sleep({});\nCREATE TABLE t_3 (id int);\nINSERT INTO t_3 VALUES (3);\n",
+                sleep_ms as f64 / 1000.0
+            ),
+        );
+        let started = Instant::now();
+        let first = Run::on(&url, &folder, &["up", "--lock-mode", "transaction"]).spawn();
+        if !wait_until(REACH, || backend_waiting(cluster, &db, "PgSleep")) {
+            let outcome = finish(first, started);
+            tally.trial(Err(format!(
+                "the slow statement never started:\n{}",
+                outcome.stderr
+            )));
+            continue;
+        }
+        cluster.psql(
+            &db,
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' \
+             AND granted AND objsubid = 1 \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        );
+        let second = Run::on(&url, &folder, &["up", "--lock-mode", mode(trial + 1)]).spawn();
+        let second = finish(second, started);
+        let first = finish(first, started);
+        tally.trial((|| {
+            expect(&second, 0).map_err(|e| format!("second runner: {e}"))?;
+            expect(&first, 0).map_err(|e| format!("first runner: {e}"))?;
+            all_applied(cluster, &db, 6)
+        })());
+    }
+    tally.report();
+}
+
 #[test]
 fn server_restarted_mid_run() {
     let cluster = Cluster::start();

@@ -399,3 +399,43 @@ fn a_short_idle_session_timeout_does_not_use_up_the_wait_budget() {
     release.join().expect("release");
     outcome.expect(0).stderr_has("applied 1 migration");
 }
+
+#[test]
+fn the_transaction_lock_s_own_connection_waits_out_too_many_connections() {
+    let cluster = Cluster::start_custom(support::Setup {
+        settings: vec![
+            "max_connections=4".into(),
+            "superuser_reserved_connections=0".into(),
+        ],
+        ..support::Setup::default()
+    });
+    let db = cluster.create_database("full");
+    let folder = migrations(1);
+    // Three of the four slots taken; one frees itself after a second and a half. The
+    // runner's first connection takes the last slot, so its lock connection meets 53300.
+    let fillers: Vec<Child> = [30.0, 30.0, 1.5]
+        .iter()
+        .map(|seconds| {
+            support::pg::client_command(&support::pg::PgBins::get().path("psql"))
+                .args(["-X", "-q"])
+                .args(cluster.socket_args(&db))
+                .args(["-c", &format!("SELECT pg_sleep({seconds})")])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("psql")
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(500));
+    let outcome = Run::on(
+        &cluster.url(&db),
+        &folder,
+        &["up", "--lock-mode", "transaction", "--wait-timeout", "20s"],
+    )
+    .run();
+    for mut filler in fillers {
+        let _ = filler.kill();
+        let _ = filler.wait();
+    }
+    outcome.expect(0).stderr_has("applied 1 migration");
+}
