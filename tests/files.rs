@@ -165,12 +165,14 @@ fn all_problems_are_reported_at_once() {
         .stderr_has("3_y.sql:2:");
 }
 
+/// Exit 3 since issue 10 (it was 2): a gate must never pass, or look like a
+/// configuration slip, on a folder that is not there (tests/validation.rs has the rest).
 #[test]
-fn a_missing_folder_is_a_configuration_error() {
+fn a_missing_folder_is_exit_3_and_named() {
     let mut run = Run::new(&["up", "--migrations", "/nonexistent/migrations"]);
     run.env("DATABASE_URL", NOBODY_LISTENS);
     run.run()
-        .expect(2)
+        .expect(3)
         .stderr_has("/nonexistent/migrations")
         .stderr_has("--migrations");
 }
