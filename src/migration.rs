@@ -186,7 +186,22 @@ pub fn parse(path: &str, file_name: &str, bytes: &[u8]) -> Result<Migration, Vec
 
     for (index, line) in text.split('\n').enumerate() {
         let number = index + 1;
-        let Some(directive) = directive(line) else {
+        let directive = match classify(line) {
+            Line::Directive(directive) => Some(directive),
+            Line::Mistyped(right) => {
+                problems.push(problem(
+                    Some(number),
+                    format!(
+                        "line looks like a mistyped `{right}` marker: write it exactly so \
+                         (at the start of the line, one space after `--`, lower case); \
+                         if it is a plain comment, do not write `migrate:` in it"
+                    ),
+                ));
+                None
+            }
+            Line::Plain => None,
+        };
+        let Some(directive) = directive else {
             let target = match part {
                 Part::Header => &mut header,
                 Part::Up => &mut up.as_mut().expect("in up part").0.sql,
@@ -306,11 +321,57 @@ pub fn parse(path: &str, file_name: &str, bytes: &[u8]) -> Result<Migration, Vec
     })
 }
 
-/// `-- migrate:WORD ...` at the start of a line (dbmate also accepts no space after `--`).
-fn directive(line: &str) -> Option<&str> {
-    line.strip_prefix("--")?
+/// Whether `line` is a directive or would be read as a mistyped one.
+pub fn looks_like_directive(line: &str) -> bool {
+    !matches!(classify(line), Line::Plain)
+}
+
+enum Line<'a> {
+    Plain,
+    /// What follows `-- migrate:`.
+    Directive(&'a str),
+    /// Looks like a directive written another way; holds the right spelling.
+    Mistyped(String),
+}
+
+const DIRECTIVES: [&str; 3] = ["up", "down", "revises"];
+
+/// A directive is exactly `-- migrate:WORD ...` at the start of a line. Anything that
+/// reads as one with other spacing or case (`--migrate:down`, `-- Migrate: Down`, an
+/// indented marker) would silently be a comment, and a down section would run as part of
+/// the up one, so it is an error. Stricter than dbmate on purpose.
+fn classify(line: &str) -> Line<'_> {
+    if let Some(rest) = line.strip_prefix("-- migrate:")
+        && !rest.starts_with(char::is_whitespace)
+    {
+        let word = rest.split(char::is_whitespace).next().unwrap_or_default();
+        let lower = word.to_ascii_lowercase();
+        // Unknown words are reported as unknown directives by the caller.
+        if word != lower && DIRECTIVES.contains(&lower.as_str()) {
+            return Line::Mistyped(format!("-- migrate:{lower}"));
+        }
+        return Line::Directive(rest);
+    }
+    let Some(rest) = line.trim_start().strip_prefix("--") else {
+        return Line::Plain;
+    };
+    let rest = rest.trim_start();
+    let Some(after) = rest
+        .get(..7)
+        .filter(|w| w.eq_ignore_ascii_case("migrate"))
+        .and_then(|_| rest.get(7..))
+    else {
+        return Line::Plain;
+    };
+    let Some(after) = after.trim_start().strip_prefix(':') else {
+        return Line::Plain;
+    };
+    let word: String = after
         .trim_start()
-        .strip_prefix("migrate:")
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect();
+    Line::Mistyped(format!("-- migrate:{}", word.to_ascii_lowercase()))
 }
 
 /// Options of an up/down marker; returns whether the section is transactional.
@@ -625,6 +686,49 @@ mod tests {
             "-- migrate:up\nDO $$ BEGIN PERFORM 1; END $$;\nSAVEPOINT a;\nROLLBACK TO a;\nRELEASE a;\n",
         );
         parse_ok("-- migrate:up transaction:false\nBEGIN;\nSELECT 1;\nCOMMIT;\n");
+    }
+
+    #[test]
+    fn mistyped_markers_are_errors_with_the_right_spelling() {
+        let cases = [
+            ("-- migrate :down", "-- migrate:down"),
+            ("-- Migrate:Down", "-- migrate:down"),
+            ("--migrate:down", "-- migrate:down"),
+            ("-- migrate: down", "-- migrate:down"),
+            ("  -- migrate:up", "-- migrate:up"),
+            ("-- MIGRATE:UP", "-- migrate:up"),
+            ("-- migrate:Up", "-- migrate:up"),
+            ("--  migrate:down transaction:false", "-- migrate:down"),
+            ("\t-- migrate:revises 1", "-- migrate:revises"),
+        ];
+        for (line, right) in cases {
+            let text = format!("-- migrate:up\nSELECT 1;\n{line}\nSELECT 2;\n");
+            let problems = parse_err(&text);
+            assert_eq!(problems.len(), 1, "{line:?}: {problems:?}");
+            assert_eq!(problems[0].line, Some(3), "{line:?}");
+            assert!(
+                problems[0].message.contains(&format!(
+                    "line looks like a mistyped `{right}` marker: write it exactly so"
+                )),
+                "{line:?}: {}",
+                problems[0].message
+            );
+        }
+        // Plain comments that mention migrating stay comments.
+        for line in [
+            "-- migrate the users table",
+            "-- this migrates data",
+            "-- migrates: nothing",
+            "-- migration: users",
+            "SELECT 1; -- migrate:down",
+        ] {
+            let m = parse_ok(&format!("-- migrate:up\nSELECT 1;\n{line}\nSELECT 2;\n"));
+            assert!(m.down.is_none(), "{line:?}");
+        }
+        // The one accepted spelling, options included.
+        let m =
+            parse_ok("-- migrate:up\nSELECT 1;\n-- migrate:down transaction:false\nSELECT 2;\n");
+        assert!(m.down.is_some());
     }
 
     #[test]

@@ -103,6 +103,24 @@ fn each_validation_error_names_file_and_line() {
     }
 }
 
+/// A mistyped marker once read as a comment: the down SQL then ran as part of the up.
+#[test]
+fn a_mistyped_marker_is_an_error_with_the_right_spelling() {
+    for marker in ["--migrate:down", "-- Migrate:Down", "-- migrate: down"] {
+        let folder = Folder::with(&[
+            GOOD,
+            (
+                "2_b.sql",
+                &format!("-- migrate:up\nCREATE TABLE b (id int);\n{marker}\nDROP TABLE b;\n"),
+            ),
+        ]);
+        up(&folder)
+            .expect(3)
+            .stderr_has(&format!("{}:3: ", folder.shown("2_b.sql")))
+            .stderr_has("line looks like a mistyped `-- migrate:down` marker: write it exactly so");
+    }
+}
+
 #[test]
 fn problems_without_a_line_name_the_file() {
     type Files<'a> = &'a [(&'a str, &'a str)];
