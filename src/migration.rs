@@ -421,8 +421,6 @@ fn parse_revises(args: &str) -> Result<Vec<String>, String> {
     Ok(parents)
 }
 
-const TRANSACTION_CONTROL: [&str; 5] = ["BEGIN", "COMMIT", "ROLLBACK", "END", "ABORT"];
-
 fn check_section(
     path: &str,
     name: &str,
@@ -433,14 +431,24 @@ fn check_section(
     let statements = match split::split(&section.sql) {
         Ok(statements) => statements,
         Err(e) => {
-            problems.push(FileProblem::new(
-                path,
-                Some(section.file_line(e.line)),
+            let message = if e.unclosed {
                 format!(
                     "{}: close it, or the rest of the file becomes part of it",
                     e.message
-                ),
+                )
+            } else {
+                e.message
+            };
+            problems.push(FileProblem::new(
+                path,
+                Some(section.file_line(e.line)),
+                message,
             ));
+            // A string written for standard_conforming_strings = off may be what broke
+            // this reading; the other readings still show what the server would run.
+            if section.transactional {
+                control_problems(path, name, section, &[], problems);
+            }
             return;
         }
     };
@@ -451,34 +459,77 @@ fn check_section(
             format!("empty {name} section: write the migration's SQL below `-- migrate:{name}`"),
         ));
     }
-    if !section.transactional {
-        return;
+    for statement in statements.iter().filter(|s| s.copy_to_stdout()) {
+        problems.push(FileProblem::new(
+            path,
+            Some(section.file_line(statement.line)),
+            "COPY ... TO STDOUT in a migration: a migration has no client to receive it: \
+             COPY to a server file, or remove it",
+        ));
     }
-    for statement in &statements {
-        let Some(keyword) = statement.first_keyword() else {
-            continue;
-        };
-        let is_control = TRANSACTION_CONTROL.contains(&keyword.as_str())
-            || (keyword == "START" && second_word_is(statement.sql, "TRANSACTION"));
-        // ROLLBACK TO SAVEPOINT stays inside the transaction, so it is fine.
-        if is_control && !(keyword == "ROLLBACK" && second_word_is(statement.sql, "TO")) {
-            problems.push(FileProblem::new(
-                path,
-                Some(section.file_line(statement.line)),
-                format!(
-                    "top-level {keyword} in a transactional migration: schemagate runs each migration \
-                     in its own transaction, and this would end it early and separate the history row \
-                     from the change. Remove it, or mark the section `-- migrate:{name} transaction:false`"
-                ),
-            ));
-        }
+    if section.transactional {
+        control_problems(path, name, section, &statements, problems);
     }
 }
 
-fn second_word_is(sql: &str, word: &str) -> bool {
-    sql.split_whitespace()
-        .nth(1)
-        .is_some_and(|w| w.trim_end_matches(';').eq_ignore_ascii_case(word))
+fn control_problems(
+    path: &str,
+    name: &str,
+    section: &Section,
+    statements: &[split::Statement<'_>],
+    problems: &mut Vec<FileProblem>,
+) {
+    for (line, command) in transaction_control(&section.sql, statements) {
+        problems.push(FileProblem::new(
+            path,
+            Some(section.file_line(line)),
+            format!(
+                "top-level {command} in a transactional migration: schemagate runs each migration \
+                 in its own transaction, as one query, and this would end, prepare or open a \
+                 transaction there, separating the history row from the change. Remove it, or \
+                 mark the section `-- migrate:{name} transaction:false`"
+            ),
+        ));
+    }
+}
+
+/// The lines of every statement that ends, prepares or opens a transaction, by section
+/// line. The server, not psql, cuts a transactional section (it is sent as one query), so
+/// besides psql's cut (`statements`) this looks at the server's (a body opens only at
+/// `BEGIN ATOMIC`), and, where a backslash could make the difference, at both read with
+/// `standard_conforming_strings = off`, which a database may have set: what any of them
+/// finds is reported. A cut that fails only under another reading is ignored.
+fn transaction_control(
+    sql: &str,
+    statements: &[split::Statement<'_>],
+) -> Vec<(usize, &'static str)> {
+    let mut found = std::collections::BTreeMap::new();
+    let mut note = |statements: &[split::Statement<'_>]| {
+        for s in statements {
+            if let Some(command) = s.transaction_control() {
+                found.entry(s.line).or_insert(command);
+            }
+        }
+    };
+    note(statements);
+    let mut readings = vec![split::Rules {
+        server: true,
+        backslash_quotes: false,
+    }];
+    if sql.contains('\\') {
+        for server in [false, true] {
+            readings.push(split::Rules {
+                server,
+                backslash_quotes: true,
+            });
+        }
+    }
+    for rules in readings {
+        if let Ok(other) = split::split_as(sql, rules) {
+            note(&other.statements);
+        }
+    }
+    found.into_iter().collect()
 }
 
 fn checksum(up: &Section) -> String {
