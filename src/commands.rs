@@ -49,20 +49,67 @@ pub async fn run(command: &Command, ctx: &Context<'_>) -> Result<Finish> {
         Command::Status(args) => status(ctx, args).await,
         Command::Current(args) => current(ctx, args.verbose).await,
         Command::History(args) => history(ctx, args.verbose.verbose, args.offline).await,
-        Command::Heads(args) => output::print(&report::heads(&load(ctx)?, args.verbose)),
+        Command::Heads(args) => output::print(&report::heads(&load_any(ctx).await?, args.verbose)),
         Command::New(args) => new(ctx, args),
-        Command::Merge(args) => merge(ctx, args),
+        Command::Merge(args) => merge(ctx, args).await,
         Command::Stamp(args) => stamp(ctx, args).await,
         Command::Check(args) => check(ctx, args).await,
-        Command::Validate { strict } => validate(ctx, *strict),
+        Command::Validate { strict } => validate(ctx, *strict).await,
         Command::Resolve(args) => resolve(ctx, args).await,
         Command::Wait => wait_only(ctx).await,
     }?;
     Ok(Finish::Exit)
 }
 
-fn load(ctx: &Context<'_>) -> Result<Graph> {
-    source::load(&ctx.global.migrations)
+/// The files, for a command that gates or changes a database (up, check, validate, down,
+/// redo, reset, stamp): an empty or missing folder is then almost always a mistake
+/// (a volume not mounted, an image without its migrations), never "nothing to do",
+/// unless `--allow-empty` says it is intended.
+async fn load(ctx: &Context<'_>) -> Result<Graph> {
+    let dir = &ctx.global.migrations;
+    let missing = !dir.is_dir();
+    if missing && ctx.global.allow_empty {
+        return Graph::build(Vec::new()).map_err(Error::InvalidFiles);
+    }
+    if missing {
+        return Err(no_migrations(dir, "does not exist (or is not a folder)"));
+    }
+    let graph = load_any(ctx).await?;
+    if graph.is_empty() && !ctx.global.allow_empty {
+        return Err(no_migrations(dir, "holds no <revision>_<slug>.sql file"));
+    }
+    Ok(graph)
+}
+
+fn no_migrations(dir: &Path, what: &str) -> Error {
+    Error::NoMigrations(format!(
+        "the migrations folder {} {what}: the likely mistake is a volume not mounted there, \
+         or an image built FROM schemagate without COPY of the migrations; point --migrations \
+         (SCHEMAGATE_MIGRATIONS) at the folder that holds them, or pass --allow-empty \
+         (SCHEMAGATE_ALLOW_EMPTY=true) if an empty folder is intended",
+        dir.display()
+    ))
+}
+
+/// The files, whatever there are (heads, history, status, merge). Read on a thread of
+/// its own so that SIGTERM/SIGINT ends a load that blocks or takes long; a plain thread,
+/// not `spawn_blocking`, because dropping the runtime would wait for a blocked one.
+async fn load_any(ctx: &Context<'_>) -> Result<Graph> {
+    let dir = ctx.global.migrations.clone();
+    let (done, loaded) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("load".into())
+        .spawn(move || {
+            let _ = done.send(source::load(&dir));
+        })
+        .map_err(|e| Error::Internal(format!("cannot start a thread to read the files: {e}")))?;
+    tokio::select! {
+        biased;
+        signal = ctx.interrupt.wait() => Err(Error::Interrupted(signal)),
+        loaded = loaded => loaded.unwrap_or_else(|_| {
+            Err(Error::Internal("reading the files stopped without an answer".into()))
+        }),
+    }
 }
 
 impl ReconcileArgs {
@@ -106,8 +153,8 @@ fn several_heads(graph: &Graph, heads: &[usize], advice: &str) -> Error {
     )
 }
 
-fn validate(ctx: &Context<'_>, strict: bool) -> Result<()> {
-    let graph = load(ctx)?;
+async fn validate(ctx: &Context<'_>, strict: bool) -> Result<()> {
+    let graph = load(ctx).await?;
     let heads = graph.heads();
     if strict && heads.len() > 1 {
         return Err(several_heads(
@@ -139,7 +186,7 @@ async fn wait_only(ctx: &Context<'_>) -> Result<()> {
 
 /// `up`: bring the database to every head, a revision, or N steps further.
 async fn up(ctx: &Context<'_>, args: &UpArgs) -> Result<Finish> {
-    let graph = load(ctx)?;
+    let graph = load(ctx).await?;
     let options = args.reconcile.options();
     let words = args.target.as_deref().unwrap_or("heads");
     if args.sql || args.dry_run {
@@ -245,7 +292,7 @@ fn decide_up(graph: &Graph, rows: &[AppliedRow], to: Target, options: Options) -
 
 /// `down`: revert the last N, back to a revision, or to base.
 async fn down(ctx: &Context<'_>, args: &DownArgs) -> Result<()> {
-    let graph = load(ctx)?;
+    let graph = load(ctx).await?;
     let options = Options {
         allow_changed: args.allow_changed,
         ..Options::default()
@@ -299,7 +346,7 @@ fn decide_down(
 
 /// `redo`: revert the last migration, then apply it again.
 async fn redo(ctx: &Context<'_>, args: &ReconcileArgs) -> Result<()> {
-    let graph = load(ctx)?;
+    let graph = load(ctx).await?;
     let options = args.options();
     let mut migrator = Migrator::new(ctx, &graph, strict(options))?;
     migrator
@@ -325,7 +372,7 @@ async fn reset(ctx: &Context<'_>, args: &ResetArgs) -> Result<()> {
                 .into(),
         ));
     }
-    let graph = load(ctx)?;
+    let graph = load(ctx).await?;
     let options = args.reconcile.options();
     let mut migrator = Migrator::new(ctx, &graph, strict(options))?;
     migrator
@@ -416,7 +463,7 @@ fn show(
 }
 
 async fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<()> {
-    let graph = load(ctx)?;
+    let graph = load_any(ctx).await?;
     let mut migrator = Migrator::new(ctx, &graph, Options::default())?;
     let rows = migrator.read_history(true).await?;
     let database = migrator.connection.describe();
@@ -429,7 +476,7 @@ async fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<()> {
 }
 
 async fn current(ctx: &Context<'_>, verbose: bool) -> Result<()> {
-    let graph = load(ctx)?;
+    let graph = load_any(ctx).await?;
     let mut migrator = Migrator::new(ctx, &graph, Options::default())?;
     let rows = migrator.read_history(verbose).await?;
     let text = report::current_text(&graph, &rows, verbose);
@@ -440,7 +487,7 @@ async fn current(ctx: &Context<'_>, verbose: bool) -> Result<()> {
 }
 
 async fn history(ctx: &Context<'_>, verbose: bool, offline: bool) -> Result<()> {
-    let graph = load(ctx)?;
+    let graph = load_any(ctx).await?;
     if offline || !config::is_configured(ctx.global, ctx.env) {
         return output::print(&report::history(&graph, None, verbose));
     }
@@ -525,9 +572,9 @@ fn keeps_implicit_parents(graph: &Graph, revision: &str) -> Result<()> {
     }
 }
 
-fn merge(ctx: &Context<'_>, args: &MergeArgs) -> Result<()> {
+async fn merge(ctx: &Context<'_>, args: &MergeArgs) -> Result<()> {
     let dir = &ctx.global.migrations;
-    let graph = load(ctx)?;
+    let graph = load_any(ctx).await?;
     let mut parents: Vec<usize> = if args.revisions.is_empty() {
         graph.heads()
     } else {
@@ -569,7 +616,7 @@ fn merge(ctx: &Context<'_>, args: &MergeArgs) -> Result<()> {
 
 /// `stamp`: make the history say TARGET and its ancestors, running no migration SQL.
 async fn stamp(ctx: &Context<'_>, args: &StampArgs) -> Result<()> {
-    let graph = load(ctx)?;
+    let graph = load(ctx).await?;
     let mut nodes = Vec::new();
     for word in &args.targets {
         let target = target::parse(&graph, word)?;
@@ -642,7 +689,7 @@ const CHECK_REPORT_EVERY: Duration = Duration::from_secs(15);
 
 /// `check`: exit 0 at head, 9 with migrations pending; `--wait` until at head.
 async fn check(ctx: &Context<'_>, args: &CheckArgs) -> Result<()> {
-    let graph = load(ctx)?;
+    let graph = load(ctx).await?;
     let options = Options {
         strict: args.strict,
         allow_unknown: args.allow_unknown,
@@ -708,7 +755,7 @@ async fn check(ctx: &Context<'_>, args: &CheckArgs) -> Result<()> {
 
 /// `resolve`: settle a dirty `transaction:false` migration after a person checked it.
 async fn resolve(ctx: &Context<'_>, args: &ResolveArgs) -> Result<()> {
-    let graph = load(ctx)?;
+    let graph = load_any(ctx).await?;
     let mut migrator = Migrator::new(ctx, &graph, Options::default())?;
     let tables = migrator.tables.clone();
     let typed = args.revision.as_str();

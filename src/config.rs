@@ -47,6 +47,11 @@ pub struct Global {
     )]
     pub migrations: PathBuf,
 
+    /// Let up, check, validate, down, redo, reset and stamp run on an empty or missing
+    /// migrations folder (by default that is exit 3: usually a volume not mounted there).
+    #[arg(long, env = "SCHEMAGATE_ALLOW_EMPTY", global = true)]
+    pub allow_empty: bool,
+
     /// Schema that holds schemagate_history and schemagate_events.
     #[arg(
         long,

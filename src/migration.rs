@@ -215,7 +215,22 @@ pub fn parse(path: &str, file_name: &str, bytes: &[u8]) -> Result<Migration, Vec
 
     for (index, line) in text.split('\n').enumerate() {
         let number = index + 1;
-        let Some(directive) = directive(line) else {
+        let directive = match classify(line) {
+            Line::Directive(directive) => Some(directive),
+            Line::Mistyped(right) => {
+                problems.push(problem(
+                    Some(number),
+                    format!(
+                        "line looks like a mistyped `{right}` marker: write it exactly so \
+                         (at the start of the line, one space after `--`, lower case); \
+                         if it is a plain comment, do not write `migrate:` in it"
+                    ),
+                ));
+                None
+            }
+            Line::Plain => None,
+        };
+        let Some(directive) = directive else {
             let target = match part {
                 Part::Header => &mut header,
                 Part::Up => &mut up.as_mut().expect("in up part").0.sql,
@@ -335,11 +350,57 @@ pub fn parse(path: &str, file_name: &str, bytes: &[u8]) -> Result<Migration, Vec
     })
 }
 
-/// `-- migrate:WORD ...` at the start of a line (dbmate also accepts no space after `--`).
-fn directive(line: &str) -> Option<&str> {
-    line.strip_prefix("--")?
+/// Whether `line` is a directive or would be read as a mistyped one.
+pub fn looks_like_directive(line: &str) -> bool {
+    !matches!(classify(line), Line::Plain)
+}
+
+enum Line<'a> {
+    Plain,
+    /// What follows `-- migrate:`.
+    Directive(&'a str),
+    /// Looks like a directive written another way; holds the right spelling.
+    Mistyped(String),
+}
+
+const DIRECTIVES: [&str; 3] = ["up", "down", "revises"];
+
+/// A directive is exactly `-- migrate:WORD ...` at the start of a line. Anything that
+/// reads as one with other spacing or case (`--migrate:down`, `-- Migrate: Down`, an
+/// indented marker) would silently be a comment, and a down section would run as part of
+/// the up one, so it is an error. Stricter than dbmate on purpose.
+fn classify(line: &str) -> Line<'_> {
+    if let Some(rest) = line.strip_prefix("-- migrate:")
+        && !rest.starts_with(char::is_whitespace)
+    {
+        let word = rest.split(char::is_whitespace).next().unwrap_or_default();
+        let lower = word.to_ascii_lowercase();
+        // Unknown words are reported as unknown directives by the caller.
+        if word != lower && DIRECTIVES.contains(&lower.as_str()) {
+            return Line::Mistyped(format!("-- migrate:{lower}"));
+        }
+        return Line::Directive(rest);
+    }
+    let Some(rest) = line.trim_start().strip_prefix("--") else {
+        return Line::Plain;
+    };
+    let rest = rest.trim_start();
+    let Some(after) = rest
+        .get(..7)
+        .filter(|w| w.eq_ignore_ascii_case("migrate"))
+        .and_then(|_| rest.get(7..))
+    else {
+        return Line::Plain;
+    };
+    let Some(after) = after.trim_start().strip_prefix(':') else {
+        return Line::Plain;
+    };
+    let word: String = after
         .trim_start()
-        .strip_prefix("migrate:")
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect();
+    Line::Mistyped(format!("-- migrate:{}", word.to_ascii_lowercase()))
 }
 
 /// Options of an up/down marker; returns whether the section is transactional.
@@ -389,8 +450,6 @@ fn parse_revises(args: &str) -> Result<Vec<String>, String> {
     Ok(parents)
 }
 
-const TRANSACTION_CONTROL: [&str; 5] = ["BEGIN", "COMMIT", "ROLLBACK", "END", "ABORT"];
-
 fn check_section(
     path: &str,
     name: &str,
@@ -401,14 +460,24 @@ fn check_section(
     let statements = match split::split(&section.sql) {
         Ok(statements) => statements,
         Err(e) => {
-            problems.push(FileProblem::new(
-                path,
-                Some(section.file_line(e.line)),
+            let message = if e.unclosed {
                 format!(
                     "{}: close it, or the rest of the file becomes part of it",
                     e.message
-                ),
+                )
+            } else {
+                e.message
+            };
+            problems.push(FileProblem::new(
+                path,
+                Some(section.file_line(e.line)),
+                message,
             ));
+            // A string written for standard_conforming_strings = off may be what broke
+            // this reading; the other readings still show what the server would run.
+            if section.transactional {
+                control_problems(path, name, section, &[], problems);
+            }
             return;
         }
     };
@@ -419,34 +488,77 @@ fn check_section(
             format!("empty {name} section: write the migration's SQL below `-- migrate:{name}`"),
         ));
     }
-    if !section.transactional {
-        return;
+    for statement in statements.iter().filter(|s| s.copy_to_stdout()) {
+        problems.push(FileProblem::new(
+            path,
+            Some(section.file_line(statement.line)),
+            "COPY ... TO STDOUT in a migration: a migration has no client to receive it: \
+             COPY to a server file, or remove it",
+        ));
     }
-    for statement in &statements {
-        let Some(keyword) = statement.first_keyword() else {
-            continue;
-        };
-        let is_control = TRANSACTION_CONTROL.contains(&keyword.as_str())
-            || (keyword == "START" && second_word_is(statement.sql, "TRANSACTION"));
-        // ROLLBACK TO SAVEPOINT stays inside the transaction, so it is fine.
-        if is_control && !(keyword == "ROLLBACK" && second_word_is(statement.sql, "TO")) {
-            problems.push(FileProblem::new(
-                path,
-                Some(section.file_line(statement.line)),
-                format!(
-                    "top-level {keyword} in a transactional migration: schemagate runs each migration \
-                     in its own transaction, and this would end it early and separate the history row \
-                     from the change. Remove it, or mark the section `-- migrate:{name} transaction:false`"
-                ),
-            ));
-        }
+    if section.transactional {
+        control_problems(path, name, section, &statements, problems);
     }
 }
 
-fn second_word_is(sql: &str, word: &str) -> bool {
-    sql.split_whitespace()
-        .nth(1)
-        .is_some_and(|w| w.trim_end_matches(';').eq_ignore_ascii_case(word))
+fn control_problems(
+    path: &str,
+    name: &str,
+    section: &Section,
+    statements: &[split::Statement<'_>],
+    problems: &mut Vec<FileProblem>,
+) {
+    for (line, command) in transaction_control(&section.sql, statements) {
+        problems.push(FileProblem::new(
+            path,
+            Some(section.file_line(line)),
+            format!(
+                "top-level {command} in a transactional migration: schemagate runs each migration \
+                 in its own transaction, as one query, and this would end, prepare or open a \
+                 transaction there, separating the history row from the change. Remove it, or \
+                 mark the section `-- migrate:{name} transaction:false`"
+            ),
+        ));
+    }
+}
+
+/// The lines of every statement that ends, prepares or opens a transaction, by section
+/// line. The server, not psql, cuts a transactional section (it is sent as one query), so
+/// besides psql's cut (`statements`) this looks at the server's (a body opens only at
+/// `BEGIN ATOMIC`), and, where a backslash could make the difference, at both read with
+/// `standard_conforming_strings = off`, which a database may have set: what any of them
+/// finds is reported. A cut that fails only under another reading is ignored.
+fn transaction_control(
+    sql: &str,
+    statements: &[split::Statement<'_>],
+) -> Vec<(usize, &'static str)> {
+    let mut found = std::collections::BTreeMap::new();
+    let mut note = |statements: &[split::Statement<'_>]| {
+        for s in statements {
+            if let Some(command) = s.transaction_control() {
+                found.entry(s.line).or_insert(command);
+            }
+        }
+    };
+    note(statements);
+    let mut readings = vec![split::Rules {
+        server: true,
+        backslash_quotes: false,
+    }];
+    if sql.contains('\\') {
+        for server in [false, true] {
+            readings.push(split::Rules {
+                server,
+                backslash_quotes: true,
+            });
+        }
+    }
+    for rules in readings {
+        if let Ok(other) = split::split_as(sql, rules) {
+            note(&other.statements);
+        }
+    }
+    found.into_iter().collect()
 }
 
 fn checksum(up: &Section) -> String {
@@ -654,6 +766,49 @@ mod tests {
             "-- migrate:up\nDO $$ BEGIN PERFORM 1; END $$;\nSAVEPOINT a;\nROLLBACK TO a;\nRELEASE a;\n",
         );
         parse_ok("-- migrate:up transaction:false\nBEGIN;\nSELECT 1;\nCOMMIT;\n");
+    }
+
+    #[test]
+    fn mistyped_markers_are_errors_with_the_right_spelling() {
+        let cases = [
+            ("-- migrate :down", "-- migrate:down"),
+            ("-- Migrate:Down", "-- migrate:down"),
+            ("--migrate:down", "-- migrate:down"),
+            ("-- migrate: down", "-- migrate:down"),
+            ("  -- migrate:up", "-- migrate:up"),
+            ("-- MIGRATE:UP", "-- migrate:up"),
+            ("-- migrate:Up", "-- migrate:up"),
+            ("--  migrate:down transaction:false", "-- migrate:down"),
+            ("\t-- migrate:revises 1", "-- migrate:revises"),
+        ];
+        for (line, right) in cases {
+            let text = format!("-- migrate:up\nSELECT 1;\n{line}\nSELECT 2;\n");
+            let problems = parse_err(&text);
+            assert_eq!(problems.len(), 1, "{line:?}: {problems:?}");
+            assert_eq!(problems[0].line, Some(3), "{line:?}");
+            assert!(
+                problems[0].message.contains(&format!(
+                    "line looks like a mistyped `{right}` marker: write it exactly so"
+                )),
+                "{line:?}: {}",
+                problems[0].message
+            );
+        }
+        // Plain comments that mention migrating stay comments.
+        for line in [
+            "-- migrate the users table",
+            "-- this migrates data",
+            "-- migrates: nothing",
+            "-- migration: users",
+            "SELECT 1; -- migrate:down",
+        ] {
+            let m = parse_ok(&format!("-- migrate:up\nSELECT 1;\n{line}\nSELECT 2;\n"));
+            assert!(m.down.is_none(), "{line:?}");
+        }
+        // The one accepted spelling, options included.
+        let m =
+            parse_ok("-- migrate:up\nSELECT 1;\n-- migrate:down transaction:false\nSELECT 2;\n");
+        assert!(m.down.is_some());
     }
 
     #[test]

@@ -112,8 +112,8 @@ fn next_second(revision: &str) -> Option<String> {
 /// The text of a new migration revising `parents`.
 pub fn content(message: &str, parents: &[&str], merge: bool) -> String {
     let message = message.trim().replace(['\r', '\n'], " ");
-    // A message starting with `migrate:` would read as a directive.
-    let title = if message.starts_with("migrate:") {
+    // A message starting with `migrate:` (any case or spacing) would read as a directive.
+    let title = if crate::migration::looks_like_directive(&format!("-- {message}")) {
         format!("-- Message: {message}\n")
     } else {
         format!("-- {message}\n")
@@ -215,6 +215,8 @@ mod tests {
             first.starts_with("-- Message: migrate:up the users\n-- migrate:revises base\n"),
             "{first}"
         );
+        let other = content("Migrate : down the users", &[], false);
+        assert!(other.starts_with("-- Message: Migrate : down"), "{other}");
         let m = migration::parse(
             "m/1_first.sql",
             "1_first.sql",

@@ -5,9 +5,15 @@
 //!
 //! Every run pays for this, including the no-op run at each container start, so files
 //! are read on every core, each with open, read, close and nothing else.
+//!
+//! A migration is only ever read from a regular file: a FIFO, socket or device named
+//! like one would block the read (and the container start) forever, so it is refused from
+//! readdir's file type (free) or, for a symlink, from one stat of its target, and every
+//! open is non-blocking in case the file is swapped after the listing.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use crate::error::{Error, FileProblem, Result};
@@ -46,9 +52,17 @@ pub fn load(dir: &Path) -> Result<Graph> {
         if name.starts_with('.') || !name.ends_with(".sql") {
             continue;
         }
-        let is_file = entry.file_type().map(|t| !t.is_dir()).unwrap_or(false);
-        if is_file {
-            files.push(Ok(name.to_string()));
+        match kind(&entry) {
+            Kind::File => files.push(Ok(name.to_string())),
+            Kind::Directory => {}
+            Kind::Special(what) => files.push(Err(FileProblem::new(
+                dir.join(name).display().to_string(),
+                None,
+                format!(
+                    "{what}, not a regular file: reading it could block forever, so it was not \
+                     opened; put the migration's SQL in a regular file, or remove it"
+                ),
+            ))),
         }
     }
 
@@ -97,6 +111,32 @@ pub fn load(dir: &Path) -> Result<Graph> {
     Graph::build(migrations).map_err(Error::InvalidFiles)
 }
 
+enum Kind {
+    File,
+    /// Folders (and symlinks to them) are skipped: the folder is not read recursively.
+    Directory,
+    /// A FIFO, socket or device, named for the message.
+    Special(&'static str),
+}
+
+/// What an entry is, from readdir's type; only a symlink (or an entry whose type readdir
+/// did not give) costs a stat of its target.
+fn kind(entry: &fs::DirEntry) -> Kind {
+    let file_type = match entry.file_type() {
+        Ok(t) if t.is_symlink() => fs::metadata(entry.path()).map(|m| m.file_type()),
+        other => other,
+    };
+    match file_type {
+        Ok(t) if t.is_dir() => Kind::Directory,
+        Ok(t) if t.is_fifo() => Kind::Special("a FIFO (named pipe)"),
+        Ok(t) if t.is_socket() => Kind::Special("a unix socket"),
+        Ok(t) if t.is_char_device() => Kind::Special("a character device"),
+        Ok(t) if t.is_block_device() => Kind::Special("a block device"),
+        // Regular files, and broken symlinks: the open reports those.
+        _ => Kind::File,
+    }
+}
+
 type Parsed = std::result::Result<migration::Migration, Vec<FileProblem>>;
 
 fn read_and_parse(dir: &Path, name: &str) -> Parsed {
@@ -104,7 +144,12 @@ fn read_and_parse(dir: &Path, name: &str) -> Parsed {
     let shown = path.display().to_string();
     let mut bytes = Vec::with_capacity(4096);
     // Through `take`: File's own read_to_end first asks for the size (statx, lseek).
-    match File::open(&path).and_then(|file| file.take(u64::MAX).read_to_end(&mut bytes)) {
+    // O_NONBLOCK: a file swapped for a FIFO after the listing reads as empty, never blocks.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path);
+    match file.and_then(|file: File| file.take(u64::MAX).read_to_end(&mut bytes)) {
         Ok(_) => migration::parse(&shown, name, &bytes),
         Err(e) => Err(vec![FileProblem::new(
             shown,

@@ -24,6 +24,7 @@
 //!   rejects what psql sent.
 
 use std::fmt;
+use std::ops::Range;
 
 /// One top-level statement of the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,19 @@ pub struct Statement<'a> {
     pub line: usize,
     /// Byte offset of the first token in the input.
     pub offset: usize,
+    /// The inline data of a `COPY ... FROM STDIN` statement.
+    pub copy: Option<CopyData<'a>>,
+}
+
+/// The data lines after a `COPY ... FROM STDIN;` (what pg_dump writes), never lexed:
+/// they may hold quotes, `;` and `--`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyData<'a> {
+    /// From the line after the statement's `;` up to, not including, the `\.` line;
+    /// each data line keeps its `\n`.
+    pub data: &'a str,
+    /// Byte offset just after the `\.` line and its newline.
+    pub end: usize,
 }
 
 impl Statement<'_> {
@@ -44,7 +58,7 @@ impl Statement<'_> {
     /// transaction control in a transactional migration. Comments are
     /// skipped, and a quoted identifier such as `"begin"` gives `None`.
     pub fn first_keyword(&self) -> Option<String> {
-        let mut lexer = Lexer::new(self.sql.as_bytes());
+        let mut lexer = Lexer::new(self.sql.as_bytes(), false);
         match lexer.next_token() {
             Ok(Some(Token {
                 kind: Kind::Ident,
@@ -54,6 +68,77 @@ impl Statement<'_> {
             _ => None,
         }
     }
+
+    /// The command, if this statement ends, prepares or opens a transaction: BEGIN,
+    /// START TRANSACTION, COMMIT, END, ROLLBACK, ABORT, PREPARE TRANSACTION, COMMIT
+    /// PREPARED, ROLLBACK PREPARED (with WORK, TRANSACTION, AND [NO] CHAIN or not).
+    /// `ROLLBACK [WORK|TRANSACTION] TO [SAVEPOINT] x`, SAVEPOINT, RELEASE and
+    /// `PREPARE name AS ...` stay inside the transaction: `None`. Words are read as the
+    /// server reads them: any case, comments between them.
+    pub fn transaction_control(&self) -> Option<&'static str> {
+        let b = self.sql.as_bytes();
+        let mut lexer = Lexer::new(b, false);
+        let mut word = || -> Option<(Kind, &[u8])> {
+            let tok = lexer.next_token().ok()??;
+            Some((tok.kind, b.get(tok.start..tok.end)?))
+        };
+        let is = |t: Option<(Kind, &[u8])>, w: &str| {
+            t.is_some_and(|(k, text)| k == Kind::Ident && text.eq_ignore_ascii_case(w.as_bytes()))
+        };
+        let first = word();
+        let second = word();
+        let keyword = |w: &str| is(first, w);
+        if keyword("BEGIN") {
+            Some("BEGIN")
+        } else if keyword("START") && is(second, "TRANSACTION") {
+            Some("START TRANSACTION")
+        } else if keyword("COMMIT") {
+            Some(if is(second, "PREPARED") {
+                "COMMIT PREPARED"
+            } else {
+                "COMMIT"
+            })
+        } else if keyword("END") {
+            Some("END")
+        } else if keyword("ABORT") {
+            Some("ABORT")
+        } else if keyword("ROLLBACK") {
+            if is(second, "PREPARED") {
+                return Some("ROLLBACK PREPARED");
+            }
+            let next = if is(second, "WORK") || is(second, "TRANSACTION") {
+                word()
+            } else {
+                second
+            };
+            (!is(next, "TO")).then_some("ROLLBACK")
+        } else if keyword("PREPARE") && is(second, "TRANSACTION") {
+            // `PREPARE transaction AS ...` or `PREPARE transaction (int) AS ...`
+            // names a prepared statement.
+            let third = word();
+            let statement = is(third, "AS") || third.is_some_and(|(k, _)| k == Kind::OpenParen);
+            (!statement).then_some("PREPARE TRANSACTION")
+        } else {
+            None
+        }
+    }
+
+    /// Whether this is `COPY ... TO STDOUT` (also `COPY (query) TO STDOUT`), which needs
+    /// a client to receive the rows.
+    pub fn copy_to_stdout(&self) -> bool {
+        let b = self.sql.as_bytes();
+        let mut lexer = Lexer::new(b, false);
+        let mut state = StatementState::default();
+        while let Ok(Some(tok)) = lexer.next_token() {
+            state.token(tok.kind, b.get(tok.start..tok.end).unwrap_or_default());
+            match state.copy {
+                CopyState::ToStdout => return true,
+                CopyState::No | CopyState::FromStdin => return false,
+                _ => {}
+            }
+        }
+        false
+    }
 }
 
 /// Why the input could not be split, with the line where the offending
@@ -62,6 +147,9 @@ impl Statement<'_> {
 pub struct SplitError {
     pub line: usize,
     pub message: String,
+    /// An unterminated quote, dollar quote, identifier or comment: everything after its
+    /// opening became part of it.
+    pub unclosed: bool,
 }
 
 impl fmt::Display for SplitError {
@@ -72,16 +160,57 @@ impl fmt::Display for SplitError {
 
 impl std::error::Error for SplitError {}
 
-/// Splits `sql` into its top-level statements, in input order.
+/// How to cut the input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// Cut as the server cuts a multi-statement simple query, not as psql does: a
+    /// SQL-standard body opens only at the two keywords `BEGIN ATOMIC` (psql counts any
+    /// `BEGIN` after CREATE FUNCTION, a function *named* begin included).
+    pub server: bool,
+    /// Read `'...'` as `standard_conforming_strings = off` does: backslash escapes the
+    /// next byte, as in `E'...'`.
+    pub backslash_quotes: bool,
+}
+
+/// A split: the statements, and the lines of psql meta-commands that were skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Split<'a> {
+    pub statements: Vec<Statement<'a>>,
+    /// `\restrict KEY` / `\unrestrict KEY` (pg_dump writes them to protect psql; they
+    /// mean nothing to a migration): from the backslash to the end of its line, without
+    /// the newline.
+    pub meta_lines: Vec<Range<usize>>,
+}
+
+/// Splits `sql` into its top-level statements, in input order, as psql does.
 ///
 /// Input with no statement (only whitespace, comments and empty `;`)
 /// gives an empty `Vec`.
 pub fn split(sql: &str) -> Result<Vec<Statement<'_>>, SplitError> {
+    split_as(sql, Rules::default()).map(|s| s.statements)
+}
+
+/// The byte ranges of the `\restrict` / `\unrestrict` lines that [`split`] skips, so a
+/// runner sending the text as one query can blank them out. Empty if `sql` does not split.
+pub fn meta_command_lines(sql: &str) -> Vec<Range<usize>> {
+    split_as(sql, Rules::default())
+        .map(|s| s.meta_lines)
+        .unwrap_or_default()
+}
+
+/// The psql meta-commands that pg_dump writes and that are skipped.
+const SKIPPED_META: [&[u8]; 2] = [b"restrict", b"unrestrict"];
+
+/// Splits `sql` under `rules`.
+pub fn split_as(sql: &str, rules: Rules) -> Result<Split<'_>, SplitError> {
     let bytes = sql.as_bytes();
-    let mut lexer = Lexer::new(bytes);
+    let mut lexer = Lexer::new(bytes, rules.backslash_quotes);
     let mut lines = LineCounter::default();
-    let mut out = Vec::new();
-    let mut state = StatementState::default();
+    let mut out = Split::default();
+    let mut state = StatementState {
+        server: rules.server,
+        ..StatementState::default()
+    };
     // Offset of the current statement's first token, once it has one.
     let mut current: Option<usize> = None;
     let mut last_end = 0;
@@ -92,26 +221,99 @@ pub fn split(sql: &str) -> Result<Vec<Statement<'_>>, SplitError> {
             Ok(None) => break,
             Err(unclosed) => return Err(unclosed.into_error(bytes)),
         };
+        if current.is_none() && bytes.get(tok.start) == Some(&b'\\') {
+            let line_end = find(bytes, tok.start, |c| c == b'\n').unwrap_or(bytes.len());
+            let name_end = skip_while(bytes, tok.start + 1, |c| !c.is_ascii_whitespace());
+            let name = bytes.get(tok.start + 1..name_end).unwrap_or_default();
+            if SKIPPED_META.contains(&name) {
+                out.meta_lines.push(tok.start..line_end);
+                lexer.pos = line_end;
+                continue;
+            }
+            return Err(SplitError {
+                line: lines.line_at(bytes, tok.start),
+                message: format!(
+                    "psql meta-command `\\{}` at the start of a statement: psql meta-commands \
+                     are not SQL; schemagate sends SQL to the server, so remove it (for \\i, \
+                     put the file's SQL here; for \\copy, COPY to or from a server file)",
+                    String::from_utf8_lossy(name)
+                ),
+                unclosed: false,
+            });
+        }
         let start = *current.get_or_insert(tok.start);
         last_end = tok.end;
         match tok.kind {
             Kind::Semicolon if state.ends_statement() => {
                 if start < tok.start {
-                    out.push(statement(sql, &mut lines, start, tok.end)?);
+                    let mut statement = statement(sql, &mut lines, start, tok.end)?;
+                    if state.copy == CopyState::FromStdin {
+                        let data = copy_data(sql, &mut lines, &statement, tok.end)?;
+                        lexer.pos = data.end;
+                        last_end = data.end;
+                        statement.copy = Some(data);
+                    }
+                    out.statements.push(statement);
                 }
                 current = None;
-                state = StatementState::default();
+                state = StatementState {
+                    server: rules.server,
+                    ..StatementState::default()
+                };
             }
-            Kind::Semicolon | Kind::Other => {}
-            Kind::OpenParen => state.paren_depth += 1,
-            Kind::CloseParen => state.paren_depth = state.paren_depth.saturating_sub(1),
-            Kind::Ident => state.identifier(bytes.get(tok.start..tok.end).unwrap_or_default()),
+            kind => state.token(kind, bytes.get(tok.start..tok.end).unwrap_or_default()),
         }
     }
     if let Some(start) = current {
-        out.push(statement(sql, &mut lines, start, last_end)?);
+        out.statements
+            .push(statement(sql, &mut lines, start, last_end)?);
     }
     Ok(out)
+}
+
+/// The inline data after a `COPY ... FROM STDIN` statement ending at `after`: the rest
+/// of its line must be empty, and a line `\.` must end the data.
+fn copy_data<'a>(
+    sql: &'a str,
+    lines: &mut LineCounter,
+    statement: &Statement<'a>,
+    after: usize,
+) -> Result<CopyData<'a>, SplitError> {
+    let b = sql.as_bytes();
+    let line_end = find(b, after, |c| c == b'\n');
+    let rest = b
+        .get(after..line_end.unwrap_or(b.len()))
+        .unwrap_or_default();
+    if !rest.iter().all(|c| matches!(c, b' ' | b'\t' | b'\r')) {
+        return Err(SplitError {
+            line: statement.line + count_newlines(statement.sql.as_bytes()),
+            message: "text after `COPY ... FROM stdin;` on the same line: its data starts on the \
+                      next line and ends at a line `\\.`, so move that text to a line of its own \
+                      after the `\\.` line"
+                .to_string(),
+            unclosed: false,
+        });
+    }
+    let data_start = line_end.map_or(b.len(), |e| e + 1);
+    let mut at = data_start;
+    while at < b.len() {
+        let end = find(b, at, |c| c == b'\n').unwrap_or(b.len());
+        let line = b.get(at..end).unwrap_or_default();
+        if line == b"\\." || line == b"\\.\r" {
+            return Ok(CopyData {
+                data: sql.get(data_start..at).unwrap_or_default(),
+                end: (end + 1).min(b.len()),
+            });
+        }
+        at = end + 1;
+    }
+    Err(SplitError {
+        line: lines.line_at(b, statement.offset),
+        message: "`COPY ... FROM stdin` with no line `\\.` ending its data: the rest of the \
+                  file would be read as rows; add a line holding only `\\.` after the data"
+            .to_string(),
+        unclosed: false,
+    })
 }
 
 fn statement<'a>(
@@ -126,11 +328,13 @@ fn statement<'a>(
     let text = sql.get(start..end).ok_or_else(|| SplitError {
         line,
         message: "internal error: statement boundary inside a UTF-8 character".to_string(),
+        unclosed: false,
     })?;
     Ok(Statement {
         sql: text,
         line,
         offset: start,
+        copy: None,
     })
 }
 
@@ -156,26 +360,81 @@ fn count_newlines(bytes: &[u8]) -> usize {
     bytes.iter().filter(|&&c| c == b'\n').count()
 }
 
-/// psql's per-statement state (psqlscan.l): parenthesis depth, and its
-/// heuristic for SQL-standard function bodies (PG14+). When a statement
-/// starts with CREATE [OR REPLACE] FUNCTION|PROCEDURE, then at parenthesis
-/// depth 0 `BEGIN` opens a block, `CASE` opens one only inside a block and
-/// `END` closes one; `;` inside a block does not end the statement. The
-/// quirks (first letters only, all identifiers counted) are psql's own and
-/// kept so that we cut exactly where psql does.
+/// Per-statement state: parenthesis depth, SQL-standard function bodies (PG14+), and
+/// whether the statement is a COPY with inline data.
+///
+/// psql's rule (psqlscan.l): when a statement starts with CREATE [OR REPLACE]
+/// FUNCTION|PROCEDURE, then at parenthesis depth 0 `BEGIN` opens a block, `CASE` opens one
+/// only inside a block and `END` closes one; `;` inside a block does not end the
+/// statement. The quirks (first letters only, all identifiers counted) are psql's own and
+/// kept so that we cut exactly where psql does. The server's rule (`server`): a body
+/// opens only at `BEGIN ATOMIC`, and CASE ... END nests inside it.
 #[derive(Default)]
 struct StatementState {
+    server: bool,
     paren_depth: usize,
     begin_depth: usize,
     identifier_count: usize,
     /// First letter of each of the first four identifiers, when that
     /// identifier is one of CREATE, OR, REPLACE, FUNCTION, PROCEDURE.
     leading: [u8; 4],
+    /// The previous token was the identifier BEGIN (server rule).
+    after_begin: bool,
+    copy: CopyState,
+}
+
+/// Reading `COPY ... FROM STDIN` / `TO STDOUT` off the tokens: the first word at depth 0
+/// that is FROM or TO, then the word after it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum CopyState {
+    #[default]
+    First,
+    No,
+    Direction,
+    AfterFrom,
+    AfterTo,
+    FromStdin,
+    ToStdout,
 }
 
 impl StatementState {
     fn ends_statement(&self) -> bool {
         self.paren_depth == 0 && self.begin_depth == 0
+    }
+
+    fn token(&mut self, kind: Kind, text: &[u8]) {
+        let word = |w: &[u8]| kind == Kind::Ident && text.eq_ignore_ascii_case(w);
+        self.copy = match self.copy {
+            CopyState::First if word(b"copy") => CopyState::Direction,
+            CopyState::First => CopyState::No,
+            CopyState::Direction if self.paren_depth == 0 && word(b"from") => CopyState::AfterFrom,
+            CopyState::Direction if self.paren_depth == 0 && word(b"to") => CopyState::AfterTo,
+            CopyState::AfterFrom if word(b"stdin") => CopyState::FromStdin,
+            CopyState::AfterTo if word(b"stdout") => CopyState::ToStdout,
+            CopyState::AfterFrom | CopyState::AfterTo => CopyState::No,
+            other => other,
+        };
+        match kind {
+            Kind::OpenParen => self.paren_depth += 1,
+            Kind::CloseParen => self.paren_depth = self.paren_depth.saturating_sub(1),
+            Kind::Ident if self.server => self.server_identifier(text),
+            Kind::Ident => self.identifier(text),
+            Kind::Semicolon | Kind::Other => {}
+        }
+        if kind != Kind::Ident {
+            self.after_begin = false;
+        }
+    }
+
+    fn server_identifier(&mut self, word: &[u8]) {
+        let opens = (word.eq_ignore_ascii_case(b"atomic") && self.after_begin)
+            || (self.begin_depth >= 1 && word.eq_ignore_ascii_case(b"case"));
+        if opens {
+            self.begin_depth += 1;
+        } else if self.begin_depth >= 1 && word.eq_ignore_ascii_case(b"end") {
+            self.begin_depth -= 1;
+        }
+        self.after_begin = word.eq_ignore_ascii_case(b"begin");
     }
 
     fn identifier(&mut self, word: &[u8]) {
@@ -279,6 +538,7 @@ impl Unclosed {
         SplitError {
             line,
             message: format!("{what} (opened here)"),
+            unclosed: true,
         }
     }
 }
@@ -289,11 +549,17 @@ impl Unclosed {
 struct Lexer<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// `'...'` under `standard_conforming_strings = off`.
+    backslash_quotes: bool,
 }
 
 impl<'a> Lexer<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Lexer { bytes, pos: 0 }
+    fn new(bytes: &'a [u8], backslash_quotes: bool) -> Self {
+        Lexer {
+            bytes,
+            pos: 0,
+            backslash_quotes,
+        }
     }
 
     fn next_token(&mut self) -> Result<Option<Token>, Unclosed> {
@@ -308,10 +574,7 @@ impl<'a> Lexer<'a> {
             b';' => (Kind::Semicolon, start + 1),
             b'(' => (Kind::OpenParen, start + 1),
             b')' => (Kind::CloseParen, start + 1),
-            b'\'' => (
-                Kind::Other,
-                scan_string(b, start, start + 1, StrKind::Plain)?,
-            ),
+            b'\'' => (Kind::Other, scan_string(b, start, start + 1, self.plain())?),
             b'"' => (Kind::Other, scan_quoted_ident(b, start, start + 1)?),
             b'$' => (Kind::Other, scan_dollar(b, start)?),
             b'0'..=b'9' => (Kind::Other, scan_number(b, start)),
@@ -325,6 +588,14 @@ impl<'a> Lexer<'a> {
         };
         self.pos = end;
         Ok(Some(Token { kind, start, end }))
+    }
+
+    fn plain(&self) -> StrKind {
+        if self.backslash_quotes {
+            StrKind::Escape
+        } else {
+            StrKind::Plain
+        }
     }
 }
 
@@ -960,12 +1231,229 @@ mod tests {
     }
 
     #[test]
-    fn psql_backslash_is_ordinary() {
+    fn psql_backslash_inside_a_statement_is_ordinary() {
         assert_eq!(
             pieces("SELECT 1 \\; SELECT 2;"),
             ["SELECT 1 \\;", "SELECT 2;"]
         );
-        assert_eq!(pieces("\\set x 1\nSELECT 1;"), ["\\set x 1\nSELECT 1;"]);
+    }
+
+    #[test]
+    fn meta_commands_at_a_statement_boundary() {
+        let sql = "\\restrict abc123\nSELECT 1;\n\\unrestrict abc123\n";
+        assert_eq!(pieces(sql), ["SELECT 1;"]);
+        let lines = meta_command_lines(sql);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(&sql[lines[0].clone()], "\\restrict abc123");
+        assert_eq!(&sql[lines[1].clone()], "\\unrestrict abc123");
+        assert_eq!(
+            pieces("SELECT 1; \\restrict k\nSELECT 2;"),
+            ["SELECT 1;", "SELECT 2;"]
+        );
+        for (sql, name) in [
+            ("\\set x 1\nSELECT 1;", "\\set"),
+            ("SELECT 1;\n\\connect other\n", "\\connect"),
+            ("SELECT 1;\n  \\i other.sql\n", "\\i"),
+            ("\\copy t from 'f'\n", "\\copy"),
+            ("SELECT 1;\n\\.\n", "\\."),
+        ] {
+            let e = err(sql);
+            assert!(
+                e.message.contains(&format!("psql meta-command `{name}`"))
+                    && e.message.contains(
+                        "psql meta-commands are not SQL; schemagate sends SQL to the server"
+                    ),
+                "{sql:?}: {e}"
+            );
+            assert_eq!(
+                e.line,
+                sql[..sql.find('\\').unwrap()].matches('\n').count() + 1
+            );
+        }
+    }
+
+    #[test]
+    fn copy_from_stdin_with_inline_data() {
+        let sql = "CREATE TABLE t (a text);\nCOPY public.t (a) FROM stdin;\nit's; -- not\n'x'\t\\N\n\\.\nSELECT 1;\n";
+        let stmts = split(sql).expect("split");
+        check_invariants(sql, &stmts);
+        assert_eq!(stmts.len(), 3);
+        assert_eq!(stmts[1].sql, "COPY public.t (a) FROM stdin;");
+        let copy = stmts[1].copy.expect("copy data");
+        assert_eq!(copy.data, "it's; -- not\n'x'\t\\N\n");
+        assert_eq!(&sql[copy.end..], "SELECT 1;\n");
+        assert_eq!((stmts[2].sql, stmts[2].line), ("SELECT 1;", 6));
+        assert_eq!(stmts[0].copy, None);
+        // No rows, the `\.` line at the very end, options, comments, any case.
+        let sql = "copy t from STDIN;\n\\.";
+        let stmts = split(sql).expect("split");
+        assert_eq!(
+            stmts[0].copy.map(|c| (c.data, c.end)),
+            Some(("", sql.len()))
+        );
+        for sql in [
+            "COPY t /* c */ FROM -- x\n Stdin WITH (FORMAT csv);\n1,2\n\\.\n",
+            "COPY t(a, b) FROM STDIN (FORMAT text);   \n1\n\\.\n",
+            "COPY BINARY t FROM stdin;\n\\.\n",
+        ] {
+            let stmts = split(sql).expect(sql);
+            assert!(stmts[0].copy.is_some(), "{sql:?}");
+        }
+        // Only STDIN has inline data.
+        for sql in [
+            "COPY t FROM '/tmp/f';\nSELECT 1;",
+            "COPY t FROM PROGRAM 'cat f';\nSELECT 1;",
+            "COPY t TO STDOUT;\nSELECT 1;",
+            "COPY (SELECT 'from' FROM stdin) TO '/tmp/x';\nSELECT 1;",
+            "SELECT 1 FROM stdin;\nSELECT 1;",
+        ] {
+            let stmts = split(sql).expect(sql);
+            assert_eq!(stmts.len(), 2, "{sql:?}");
+            assert!(stmts.iter().all(|s| s.copy.is_none()), "{sql:?}");
+        }
+    }
+
+    #[test]
+    fn copy_errors() {
+        let e = err("SELECT 1;\nCOPY t FROM stdin;\n1\n2\n");
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("no line `\\.`"), "{e}");
+        let e = err("SELECT 1;\nCOPY t FROM stdin; 1\n\\.\n");
+        assert_eq!(e.line, 2);
+        assert!(
+            e.message
+                .contains("text after `COPY ... FROM stdin;` on the same line"),
+            "{e}"
+        );
+        // A `\.` inside a line is data, not the end.
+        assert!(split("COPY t FROM stdin;\na\\.\n").is_err());
+    }
+
+    #[test]
+    fn copy_to_stdout() {
+        let yes = [
+            "COPY t TO STDOUT;",
+            "copy t (a, b) to stdout with (format csv);",
+            "COPY (SELECT * FROM t) TO /* c */ Stdout;",
+            "COPY t TO STDOUT",
+        ];
+        for sql in yes {
+            assert!(split(sql).expect(sql)[0].copy_to_stdout(), "{sql:?}");
+        }
+        let no = [
+            "COPY t TO '/tmp/x';",
+            "COPY (SELECT 'stdout' AS to) TO PROGRAM 'cat';",
+            "SELECT 1 AS stdout;",
+            "COPY t FROM stdin;\n\\.\n",
+        ];
+        for sql in no {
+            assert!(!split(sql).expect(sql)[0].copy_to_stdout(), "{sql:?}");
+        }
+    }
+
+    fn control(sql: &str) -> Vec<Option<&'static str>> {
+        split(sql)
+            .expect("split")
+            .iter()
+            .map(Statement::transaction_control)
+            .collect()
+    }
+
+    #[test]
+    fn transaction_control_statements() {
+        let sql = "begin; Begin Work; START /* x */ TRANSACTION ISOLATION LEVEL SERIALIZABLE; \
+                   commit; COMMIT AND CHAIN; commit and no chain; end transaction; abort; \
+                   ROLLBACK; rollback work; ROLLBACK AND CHAIN; \
+                   PREPARE TRANSACTION 'x'; prepare -- c\n transaction 'y'; \
+                   COMMIT PREPARED 'x'; rollback prepared 'y';";
+        assert_eq!(
+            control(sql),
+            [
+                Some("BEGIN"),
+                Some("BEGIN"),
+                Some("START TRANSACTION"),
+                Some("COMMIT"),
+                Some("COMMIT"),
+                Some("COMMIT"),
+                Some("END"),
+                Some("ABORT"),
+                Some("ROLLBACK"),
+                Some("ROLLBACK"),
+                Some("ROLLBACK"),
+                Some("PREPARE TRANSACTION"),
+                Some("PREPARE TRANSACTION"),
+                Some("COMMIT PREPARED"),
+                Some("ROLLBACK PREPARED"),
+            ]
+        );
+        let allowed = "ROLLBACK TO a; rollback work to savepoint a; ROLLBACK TRANSACTION /**/ TO a; \
+                       SAVEPOINT a; RELEASE a; RELEASE SAVEPOINT a; PREPARE q AS SELECT 1; \
+                       PREPARE transaction AS SELECT 1; PREPARE transaction (int) AS SELECT $1; \
+                       START x; \"begin\"; SELECT 'commit'; DO $$ BEGIN COMMIT; END $$;";
+        assert!(
+            control(allowed).iter().all(Option::is_none),
+            "{:?}",
+            control(allowed)
+        );
+    }
+
+    fn server(sql: &str, backslash_quotes: bool) -> Result<Vec<&str>, SplitError> {
+        let rules = Rules {
+            server: true,
+            backslash_quotes,
+        };
+        split_as(sql, rules).map(|s| s.statements.iter().map(|s| s.sql).collect())
+    }
+
+    #[test]
+    fn server_rules_open_a_body_only_at_begin_atomic() {
+        // psql counts the function name `begin`, and swallows the next `;`.
+        let sql = "CREATE FUNCTION begin() RETURNS int LANGUAGE sql RETURN 1;\nCOMMIT;\nSELECT 1;";
+        assert_eq!(pieces(sql).len(), 1);
+        assert_eq!(
+            server(sql, false).expect("split"),
+            [
+                "CREATE FUNCTION begin() RETURNS int LANGUAGE sql RETURN 1;",
+                "COMMIT;",
+                "SELECT 1;"
+            ]
+        );
+        let body = "CREATE FUNCTION f(x int) RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  SELECT 1;\n  SELECT CASE WHEN x > 0 THEN 1 ELSE 2 END;\nEND;\nSELECT f(1);";
+        assert_eq!(server(body, false).expect("split"), pieces(body));
+        assert_eq!(
+            server(
+                "CREATE PROCEDURE p() begin /* c */ atomic SELECT 1; end; SELECT 2;",
+                false
+            )
+            .expect("split")
+            .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn backslash_quotes_read_strings_as_scs_off() {
+        let sql = "SELECT 'a\\''; COMMIT; --';\nSELECT 2;";
+        // scs on: `''` is a quote, and COMMIT is inside the string.
+        assert_eq!(pieces(sql), ["SELECT 'a\\''; COMMIT; --';", "SELECT 2;"]);
+        let off = split_as(
+            sql,
+            Rules {
+                server: false,
+                backslash_quotes: true,
+            },
+        )
+        .expect("split");
+        let off: Vec<_> = off.statements.iter().map(|s| s.sql).collect();
+        assert_eq!(off, ["SELECT 'a\\'';", "COMMIT;", "SELECT 2;"]);
+        let sql = "SELECT 'a\\\\'; COMMIT;";
+        assert_eq!(pieces(sql), ["SELECT 'a\\\\';", "COMMIT;"]);
+        assert_eq!(
+            server(sql, true).expect("split"),
+            ["SELECT 'a\\\\';", "COMMIT;"]
+        );
+        // A lone backslash before the closing quote leaves it open under scs off.
+        assert!(server("SELECT 'a\\'; SELECT 2;", true).is_err());
     }
 
     #[test]
@@ -1116,12 +1604,14 @@ mod tests {
             sql: "/* x */ -- y\n BEGIN;",
             line: 1,
             offset: 0,
+            copy: None,
         };
         assert_eq!(s.first_keyword().as_deref(), Some("BEGIN"));
         let s = Statement {
             sql: "/* never closed",
             line: 1,
             offset: 0,
+            copy: None,
         };
         assert_eq!(s.first_keyword(), None);
     }

@@ -103,6 +103,164 @@ fn each_validation_error_names_file_and_line() {
     }
 }
 
+fn validate(folder: &Folder) -> support::run::Outcome {
+    let mut run = Run::new(&["validate"]);
+    run.env(
+        "SCHEMAGATE_MIGRATIONS",
+        folder.path().to_str().expect("utf-8"),
+    );
+    run.run()
+}
+
+/// Transaction control in a transactional section is an error however it is hidden: the
+/// server runs the section as one query, so it would commit half a migration.
+#[test]
+fn transaction_control_is_found_however_it_is_hidden() {
+    let cases: &[(&str, usize, &str)] = &[
+        ("CREATE TABLE b (id int);\ncommit;\n", 3, "COMMIT"),
+        (
+            "CREATE TABLE b (id int);\nCOMMIT /* now */ AND -- really\n CHAIN;\n",
+            3,
+            "COMMIT",
+        ),
+        (
+            "CREATE TABLE b (id int);\nPREPARE TRANSACTION 'x';\n",
+            3,
+            "PREPARE TRANSACTION",
+        ),
+        ("CREATE TABLE b (id int);\nEND;\n", 3, "END"),
+        (
+            "CREATE TABLE b (id int);\nstart\n  transaction;\n",
+            3,
+            "START TRANSACTION",
+        ),
+        (
+            "CREATE TABLE b (id int);\nCOMMIT PREPARED 'x';\n",
+            3,
+            "COMMIT PREPARED",
+        ),
+        ("CREATE TABLE b (id int);\nABORT;\n", 3, "ABORT"),
+        // psql's BEGIN ATOMIC heuristic counts a function named begin and swallows
+        // the next `;`: the server does not.
+        (
+            "CREATE FUNCTION begin() RETURNS int LANGUAGE sql RETURN 1;\nCOMMIT;\nCREATE TABLE b (id int);\n",
+            3,
+            "COMMIT",
+        ),
+        // Written for standard_conforming_strings = off: `\'` is a quote there.
+        ("SELECT 'it\\'s';\nCOMMIT;\nSELECT 'x';\n", 3, "COMMIT"),
+        (
+            "SELECT 'a\\''; COMMIT; --';\nCREATE TABLE b (id int);\n",
+            2,
+            "COMMIT",
+        ),
+    ];
+    for (sql, line, keyword) in cases {
+        let folder = Folder::with(&[GOOD, ("2_b.sql", &format!("-- migrate:up\n{sql}"))]);
+        validate(&folder)
+            .expect(3)
+            .stderr_has(&format!("{}:{line}: ", folder.shown("2_b.sql")))
+            .stderr_has(&format!("top-level {keyword} in a transactional migration"))
+            .stderr_has("-- migrate:up transaction:false");
+        // The same in a transaction:false section is allowed.
+        let folder = Folder::with(&[
+            GOOD,
+            (
+                "2_b.sql",
+                &format!("-- migrate:up transaction:false\n{sql}"),
+            ),
+        ]);
+        let outcome = validate(&folder);
+        if !sql.contains("it\\'s") {
+            outcome.expect(0);
+        }
+    }
+    // Savepoints and prepared statements stay inside the transaction.
+    let folder = Folder::with(&[
+        GOOD,
+        (
+            "2_b.sql",
+            "-- migrate:up\nSAVEPOINT x;\nCREATE TABLE b (id int);\nROLLBACK WORK TO x;\nrollback to savepoint x;\nRELEASE x;\nPREPARE q AS SELECT 1;\n",
+        ),
+    ]);
+    validate(&folder).expect(0);
+}
+
+#[test]
+fn copy_and_meta_command_errors_name_the_line_and_the_fix() {
+    let cases: &[(&str, usize, &str)] = &[
+        (
+            "-- migrate:up\nCREATE TABLE b (a int);\nCOPY b (a) FROM stdin;\n1\n2\n",
+            3,
+            "no line `\\.`",
+        ),
+        (
+            "-- migrate:up\nCREATE TABLE b (a int);\nCOPY b FROM STDIN; SELECT 1;\n1\n\\.\n",
+            3,
+            "text after `COPY ... FROM stdin;` on the same line",
+        ),
+        (
+            "-- migrate:up\nCOPY (SELECT 1) TO STDOUT;\n",
+            2,
+            "a migration has no client to receive it: COPY to a server file, or remove it",
+        ),
+        (
+            "-- migrate:up transaction:false\nSELECT 1;\ncopy pg_class to stdout;\n",
+            3,
+            "a migration has no client to receive it",
+        ),
+        (
+            "-- migrate:up\nSELECT 1;\n-- migrate:down\nCOPY b TO STDOUT WITH (FORMAT csv);\n",
+            4,
+            "a migration has no client to receive it",
+        ),
+        (
+            "-- migrate:up\nSELECT 1;\n\\connect other\nSELECT 2;\n",
+            3,
+            "psql meta-commands are not SQL; schemagate sends SQL to the server",
+        ),
+        (
+            "-- migrate:up\n\\set ON_ERROR_STOP on\nSELECT 2;\n",
+            2,
+            "`\\set`",
+        ),
+    ];
+    for (content, line, message) in cases {
+        let folder = Folder::with(&[GOOD, ("2_b.sql", content)]);
+        validate(&folder)
+            .expect(3)
+            .stderr_has(&format!("{}:{line}: ", folder.shown("2_b.sql")))
+            .stderr_has(message);
+    }
+    // What pg_dump writes validates: COPY data with quotes, `;` and `--`, \restrict lines.
+    let folder = Folder::with(&[
+        GOOD,
+        (
+            "2_b.sql",
+            "-- migrate:up\n\\restrict k3y\nCREATE TABLE b (a text);\nCOPY public.b (a) FROM stdin;\nit's; -- COMMIT;\n\\N\n\\.\n\nSELECT 1;\n\\unrestrict k3y\n",
+        ),
+    ]);
+    validate(&folder).expect(0);
+}
+
+/// A mistyped marker once read as a comment: the down SQL then ran as part of the up.
+#[test]
+fn a_mistyped_marker_is_an_error_with_the_right_spelling() {
+    for marker in ["--migrate:down", "-- Migrate:Down", "-- migrate: down"] {
+        let folder = Folder::with(&[
+            GOOD,
+            (
+                "2_b.sql",
+                &format!("-- migrate:up\nCREATE TABLE b (id int);\n{marker}\nDROP TABLE b;\n"),
+            ),
+        ]);
+        up(&folder)
+            .expect(3)
+            .stderr_has(&format!("{}:3: ", folder.shown("2_b.sql")))
+            .stderr_has("line looks like a mistyped `-- migrate:down` marker: write it exactly so");
+    }
+}
+
 #[test]
 fn problems_without_a_line_name_the_file() {
     type Files<'a> = &'a [(&'a str, &'a str)];
@@ -165,12 +323,14 @@ fn all_problems_are_reported_at_once() {
         .stderr_has("3_y.sql:2:");
 }
 
+/// Exit 3 since issue 10 (it was 2): a gate must never pass, or look like a
+/// configuration slip, on a folder that is not there (tests/validation.rs has the rest).
 #[test]
-fn a_missing_folder_is_a_configuration_error() {
+fn a_missing_folder_is_exit_3_and_named() {
     let mut run = Run::new(&["up", "--migrations", "/nonexistent/migrations"]);
     run.env("DATABASE_URL", NOBODY_LISTENS);
     run.run()
-        .expect(2)
+        .expect(3)
         .stderr_has("/nonexistent/migrations")
         .stderr_has("--migrations");
 }

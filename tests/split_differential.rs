@@ -3,7 +3,10 @@
 //!     schemagate splits it into;
 //! (b) each piece, sent alone, completes exactly one statement, with the same rows as the
 //!     matching statement of (a), and what lies between pieces completes none;
-//! (c) the pieces and what lies between them, put back together, are the input.
+//! (c) the pieces and what lies between them, put back together, are the input;
+//! (d) the server-rules split (`split::Rules::server`) finds as many statements as (a).
+//! `COPY ... FROM stdin` data and psql meta-commands are outside this: they are not SQL
+//! the server parses (unit tests in src/split.rs cover them).
 //!
 //! The scripts are random valid SQL from `support/sqlgen.rs` (`DEFAULT_CASES`, or
 //! `PROPTEST_CASES`), the splitter's own unit-test inputs that are valid SQL, and the
@@ -87,6 +90,23 @@ async fn differential(client: &Client, sql: &str) -> Result<usize, String> {
         Ok(whole) => whole,
         Err(e) => return fail(format!("the server rejects the whole script: {e}")),
     };
+    // The server's own cut, used to find transaction control in a transactional
+    // migration, agrees with the server on valid SQL.
+    let server = split::split_as(
+        sql,
+        split::Rules {
+            server: true,
+            backslash_quotes: false,
+        },
+    )
+    .map_err(|e| format!("server-rules split failed: {e}"))?;
+    if whole.len() != server.statements.len() {
+        return fail(format!(
+            "the server completed {} statements, the server-rules split found {}",
+            whole.len(),
+            server.statements.len()
+        ));
+    }
     if whole.len() != pieces.len() {
         return fail(format!(
             "the server completed {} statements, the splitter found {}: {:#?}",

@@ -305,6 +305,14 @@ impl Cluster {
             .collect()
     }
 
+    /// `pg_dump` of `db` with `args`, as written (with its `\restrict` lines).
+    pub fn pg_dump(&self, db: &str, args: &[&str]) -> String {
+        let mut cmd = pg::client_command(&PgBins::get().path("pg_dump"));
+        cmd.args(args).args(self.socket_args(db));
+        let out = pg::run_ok(&mut cmd);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Fast shutdown: disconnects clients, then checkpoints.
     pub fn stop(&self) {
         self.server.shutdown("INT");
