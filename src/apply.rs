@@ -17,7 +17,7 @@ use crate::history::{self, Tables};
 use crate::interrupt::Interrupt;
 use crate::migration::Migration;
 use crate::plan::{RowStatus, Step};
-use crate::script::{self, Batch, Own};
+use crate::script::{self, Batch, Own, Piece};
 
 /// A migration still running after this long is reported, and again at this interval.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -61,7 +61,7 @@ async fn run_transaction(
 ) -> Result<Duration> {
     let started = Instant::now();
     let label = batch.label();
-    let Err((error, completed)) = run_batch(session, &batch.sql, &label).await else {
+    let Err((error, completed, position)) = run_pieces(session, batch, &label).await else {
         return Ok(started.elapsed());
     };
     if db::is_connection_lost(&error) {
@@ -70,7 +70,7 @@ async fn run_transaction(
         return Err(Error::ConnectionLost(db::describe(&error)));
     }
     session.execute("ROLLBACK").await?;
-    let place = batch.locate(original_position(&error), completed)?;
+    let place = batch.locate(position, completed)?;
     // A `running` row still there was committed by the migration itself (a hidden COMMIT).
     let revisions: Vec<&str> = batch.migrations().map(|m| m.revision.as_str()).collect();
     let early = history::running(session, tables, &revisions).await?;
@@ -229,7 +229,12 @@ async fn statement_by_statement(
             stop = Some(Stop::Interrupted(signal));
             break;
         }
-        let outcome = run_batch(session, statement.sql, &label).await;
+        let outcome = match &statement.copy {
+            None => run_batch(session, statement.sql, &label).await.map(drop),
+            Some(copy) => copy_on_its_own(session, statement.sql, copy.data, block)
+                .await
+                .map_err(|e| (e, 0)),
+        };
         if let Err((error, _)) = &outcome
             && db::is_connection_lost(error)
         {
@@ -373,9 +378,13 @@ async fn statement_by_statement(
         Stop::Failed(error, index) => {
             let statement = &parts.statements[index];
             let line = section.file_line(statement.line)
-                + original_position(&error)
-                    .map(|p| lines_before(statement.sql, p))
-                    .unwrap_or(0);
+                + match (&statement.copy, copy_line(&error)) {
+                    // Data line N comes N lines after the statement's last line.
+                    (Some(_), Some(n)) => statement.sql.matches('\n').count() + n,
+                    _ => original_position(&error)
+                        .map(|p| lines_before(statement.sql, p))
+                        .unwrap_or(0),
+                };
             let mut failure = failure(migration, step, Some(line), &error, outcome);
             if committed > 0 {
                 failure.hint = Some(format!(
@@ -435,13 +444,105 @@ fn action(step: Step) -> &'static str {
     }
 }
 
-/// Sends a batch and counts the statements that completed before an error, reporting a
+/// What failed in a batch: the error, the statements completed before it, and the
+/// 1-based character position in the batch it points at, when known.
+type PieceError = (tokio_postgres::Error, usize, Option<usize>);
+
+/// Sends a batch piece by piece (`Batch::pieces`: COPY data goes by the COPY protocol).
+async fn run_pieces(
+    session: &Session,
+    batch: &Batch<'_>,
+    label: &str,
+) -> std::result::Result<(), PieceError> {
+    let mut completed = 0;
+    for piece in batch.pieces() {
+        match piece {
+            Piece::Query { start, sql } => match run_batch(session, sql, label).await {
+                Ok(done) => completed += done,
+                Err((error, done)) => {
+                    let position =
+                        original_position(&error).map(|p| batch.sql[..start].chars().count() + p);
+                    return Err((error, completed + done, position));
+                }
+            },
+            Piece::Copy {
+                statement,
+                data,
+                data_start,
+            } => match copy_in(session, statement, data).await {
+                Ok(_) => completed += 1,
+                Err(error) => {
+                    // The server counts data lines from 1: point at that line of the file.
+                    let position = copy_line(&error).and_then(|n| {
+                        let offset = match n {
+                            1 => 0,
+                            n => data.match_indices('\n').nth(n - 2)?.0 + 1,
+                        };
+                        Some(batch.sql[..data_start + offset].chars().count() + 1)
+                    });
+                    return Err((error, completed, position));
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
+/// Sends COPY data at most this much at a time.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// `COPY ... FROM stdin` by the COPY protocol, with its inline data.
+async fn copy_in(
+    session: &Session,
+    statement: &str,
+    data: &str,
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    use futures_util::SinkExt;
+    let sink = session.client.copy_in::<_, bytes::Bytes>(statement).await?;
+    futures_util::pin_mut!(sink);
+    for chunk in data.as_bytes().chunks(COPY_CHUNK) {
+        sink.send(bytes::Bytes::copy_from_slice(chunk)).await?;
+    }
+    sink.finish().await
+}
+
+/// A COPY in a `transaction:false` section. Outside a block it gets one of its own, so
+/// its messages stay on one backend behind a transaction pooler; it is one statement
+/// either way.
+async fn copy_on_its_own(
+    session: &Session,
+    statement: &str,
+    data: &str,
+    block: Block,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    if block != Block::None {
+        return copy_in(session, statement, data).await.map(drop);
+    }
+    session.client.batch_execute("BEGIN").await?;
+    match copy_in(session, statement, data).await {
+        Ok(_) => session.client.batch_execute("COMMIT").await,
+        Err(error) => {
+            let _ = session.client.batch_execute("ROLLBACK").await;
+            Err(error)
+        }
+    }
+}
+
+/// The data line a COPY error names (`COPY t, line 3, column a: ...`).
+fn copy_line(error: &tokio_postgres::Error) -> Option<usize> {
+    let context = error.as_db_error()?.where_()?;
+    let rest = &context[context.find(", line ")? + ", line ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|&n| n > 0)
+}
+
+/// Sends a batch and counts the statements that completed (before an error), reporting a
 /// long-running batch every few seconds.
 async fn run_batch(
     session: &Session,
     sql: &str,
     label: &str,
-) -> std::result::Result<(), (tokio_postgres::Error, usize)> {
+) -> std::result::Result<usize, (tokio_postgres::Error, usize)> {
     let started = Instant::now();
     let mut completed = 0;
     let mut progress =
@@ -458,7 +559,7 @@ async fn run_batch(
     loop {
         tokio::select! {
             message = stream.next() => match message {
-                None => return Ok(()),
+                None => return Ok(completed),
                 Some(Ok(SimpleQueryMessage::CommandComplete(_))) => completed += 1,
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err((e, completed)),

@@ -208,6 +208,10 @@ pub fn render(
                         out.push(';');
                     }
                     out.push('\n');
+                    if let Some(copy) = &statement.copy {
+                        out.push_str(copy.data);
+                        out.push_str("\\.\n");
+                    }
                 }
                 out.push_str(parts.reset);
                 out.push_str(&parts.finish);
@@ -226,6 +230,31 @@ pub struct Batch<'a> {
     pub sql: String,
     /// (byte offset where the part starts, the part)
     parts: Vec<(usize, Part<'a>)>,
+    /// `COPY ... FROM stdin` statements with inline data, which the simple-query protocol
+    /// cannot carry: the batch is sent in pieces around them (`pieces`).
+    copies: Vec<CopyCut>,
+}
+
+/// Where a `COPY ... FROM stdin` and its data sit in a batch's SQL (byte ranges).
+#[derive(Debug, Clone)]
+struct CopyCut {
+    statement: std::ops::Range<usize>,
+    data: std::ops::Range<usize>,
+    /// Just after the `\.` line.
+    resume: usize,
+}
+
+/// One message of a batch: a simple query, or a COPY with the data to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'b> {
+    /// `start` is its byte offset in the batch, to map the server's error positions back.
+    Query { start: usize, sql: &'b str },
+    Copy {
+        statement: &'b str,
+        data: &'b str,
+        /// Byte offset of the data in the batch.
+        data_start: usize,
+    },
 }
 
 /// Which of schemagate's own statements a stretch of a batch is.
@@ -299,11 +328,61 @@ impl<'a> Batch<'a> {
     }
 
     fn section(&mut self, migration: &'a Migration, section: &'a Section) {
-        self.parts
-            .push((self.sql.len(), Part::Section(migration, section)));
+        let start = self.sql.len();
+        self.parts.push((start, Part::Section(migration, section)));
         self.sql.push_str(&section.sql);
+        // COPY data and psql meta-commands both need a backslash: most files have none.
+        if section.sql.contains('\\')
+            && let Ok(split) = split::split_as(&section.sql, split::Rules::default())
+        {
+            // `\restrict KEY` becomes `--estrict KEY`: a comment of the same length, so
+            // the server's error positions still point at the right line.
+            for line in &split.meta_lines {
+                self.sql
+                    .replace_range(start + line.start..start + line.start + 2, "--");
+            }
+            let base = section.sql.as_ptr() as usize;
+            for statement in &split.statements {
+                if let Some(copy) = &statement.copy {
+                    let data = copy.data.as_ptr() as usize - base;
+                    self.copies.push(CopyCut {
+                        statement: start + statement.offset
+                            ..start + statement.offset + statement.sql.len(),
+                        data: start + data..start + data + copy.data.len(),
+                        resume: start + copy.end,
+                    });
+                }
+            }
+        }
         // A last statement without `;`, or ending in a `--` comment, is closed here.
         self.sql.push_str("\n;\n");
+    }
+
+    /// The messages that send this batch: one simple query, or, around each
+    /// `COPY ... FROM stdin`, the SQL before it, the COPY and its data, and so on.
+    pub fn pieces(&self) -> Vec<Piece<'_>> {
+        let mut pieces = Vec::with_capacity(1 + 2 * self.copies.len());
+        let mut cursor = 0;
+        for copy in &self.copies {
+            let before = &self.sql[cursor..copy.statement.start];
+            if !before.trim().is_empty() {
+                pieces.push(Piece::Query {
+                    start: cursor,
+                    sql: before,
+                });
+            }
+            pieces.push(Piece::Copy {
+                statement: &self.sql[copy.statement.clone()],
+                data: &self.sql[copy.data.clone()],
+                data_start: copy.data.start,
+            });
+            cursor = copy.resume;
+        }
+        pieces.push(Piece::Query {
+            start: cursor,
+            sql: &self.sql[cursor..],
+        });
+        pieces
     }
 
     /// The migrations of the batch, in order.
