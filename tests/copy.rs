@@ -7,15 +7,9 @@ mod support;
 use std::time::Duration;
 
 use support::Cluster;
+use support::fresh_database as db;
 use support::run::{Folder, Run};
 use support::state::{history, tables_exist};
-
-fn db(prefix: &str) -> (String, String) {
-    let cluster = Cluster::shared();
-    let db = cluster.create_database(prefix);
-    let url = cluster.url(&db);
-    (db, url)
-}
 
 /// A database's schema and data without schemagate's tables, comparable between databases.
 fn dump_without_history(db: &str) -> String {
@@ -38,22 +32,7 @@ fn dump_without_history(db: &str) -> String {
 fn source_with_data() -> String {
     let cluster = Cluster::shared();
     let db = cluster.create_database("copy_src");
-    cluster.psql(
-        &db,
-        r#"
-        CREATE TABLE notes (id serial PRIMARY KEY, body text, tags text[]);
-        INSERT INTO notes (body, tags) VALUES
-            ('it''s; -- not a comment', '{a,b}'),
-            (E'tab\there\nnewline \\. backslash', NULL),
-            ('\.', '{}'),
-            (NULL, '{"x;y"}'),
-            ('COMMIT;', NULL);
-        CREATE TABLE "Odd ""Name""" (b bytea);
-        INSERT INTO "Odd ""Name""" VALUES ('\x00ff'), (NULL);
-        CREATE FUNCTION add_one(x int) RETURNS int LANGUAGE sql
-            BEGIN ATOMIC SELECT CASE WHEN x > 0 THEN x + 1 ELSE 0 END; END;
-        "#,
-    );
+    cluster.psql(&db, support::sql::DATA_FOR_DUMP);
     db
 }
 

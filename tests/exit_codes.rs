@@ -7,15 +7,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::Cluster;
+use support::fresh_database as db;
 use support::run::{Folder, Run};
 use support::state::{backend_waiting, wait_until};
-
-fn db(prefix: &str) -> (String, String) {
-    let cluster = Cluster::shared();
-    let db = cluster.create_database(prefix);
-    let url = cluster.url(&db);
-    (db, url)
-}
 
 fn psql(db: &str, sql: &str) -> String {
     Cluster::shared().psql(db, sql)

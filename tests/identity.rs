@@ -5,14 +5,8 @@
 mod support;
 
 use support::Cluster;
+use support::fresh_database as db;
 use support::run::{Folder, Run};
-
-fn db(prefix: &str) -> (String, String) {
-    let cluster = Cluster::shared();
-    let db = cluster.create_database(prefix);
-    let url = cluster.url(&db);
-    (db, url)
-}
 
 fn psql(db: &str, sql: &str) -> String {
     Cluster::shared().psql(db, sql)

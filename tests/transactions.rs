@@ -20,18 +20,12 @@ use schemagate::plan::Step;
 use schemagate::{apply, config, db};
 
 use support::Cluster;
+use support::fresh_database as db;
 use support::run::{Folder, Run};
 use support::state::{history as rows, tables_exist, wait_until};
 use support::watched::Watched;
 
 use std::time::Duration;
-
-fn db(prefix: &str) -> (String, String) {
-    let cluster = Cluster::shared();
-    let db = cluster.create_database(prefix);
-    let url = cluster.url(&db);
-    (db, url)
-}
 
 fn psql(db: &str, sql: &str) -> String {
     Cluster::shared().psql(db, sql)

@@ -208,24 +208,7 @@ fn allow_empty_and_its_variable_let_up_pass_on_nothing() {
 fn a_pg_dump_with_data_validates_unchanged() {
     let cluster = Cluster::shared();
     let db = cluster.create_database("dump_src");
-    cluster.psql(
-        &db,
-        r#"
-        CREATE TABLE notes (id serial PRIMARY KEY, body text, tags text[]);
-        INSERT INTO notes (body, tags) VALUES
-            ('it''s; -- not a comment', '{a,b}'),
-            (E'tab\there\nnewline \\. backslash', NULL),
-            ('\.', '{}'),
-            (NULL, '{"x;y"}'),
-            ('COMMIT;', NULL);
-        CREATE TABLE empty_one (a int);
-        CREATE TABLE "Odd ""Name""" (b bytea);
-        INSERT INTO "Odd ""Name""" VALUES ('\x00ff'), (NULL);
-        CREATE FUNCTION add_one(x int) RETURNS int LANGUAGE sql
-            BEGIN ATOMIC SELECT CASE WHEN x > 0 THEN x + 1 ELSE 0 END; END;
-        CREATE FUNCTION plpgsql_one() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$;
-        "#,
-    );
+    cluster.psql(&db, support::sql::DATA_FOR_DUMP);
     let dump = cluster.pg_dump(&db, &["--no-owner"]);
     assert!(
         dump.contains("FROM stdin;"),

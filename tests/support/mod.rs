@@ -382,6 +382,14 @@ impl Drop for Cluster {
     }
 }
 
+/// A new database on the shared cluster, for one test: its name and URL.
+pub fn fresh_database(prefix: &str) -> (String, String) {
+    let cluster = Cluster::shared();
+    let db = cluster.create_database(prefix);
+    let url = cluster.url(&db);
+    (db, url)
+}
+
 /// Holds advisory lock `key` in `db` from a psql session (as the superuser,
 /// over the unix socket) until dropped.
 pub struct LockHolder {
