@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{
     self, CheckArgs, Command, DownArgs, Global, MergeArgs, NewArgs, OutputFormat, ReconcileArgs,
-    ResetArgs, ResolveArgs, StampArgs, StatusArgs, UpArgs,
+    RepairArgs, ResetArgs, ResolveArgs, StampArgs, StatusArgs, UpArgs,
 };
 use crate::error::{Error, FileProblem, Result};
 use crate::graph::Graph;
@@ -56,6 +56,7 @@ pub async fn run(command: &Command, ctx: &Context<'_>) -> Result<Finish> {
         Command::Check(args) => check(ctx, args).await,
         Command::Validate { strict } => validate(ctx, *strict).await,
         Command::Resolve(args) => resolve(ctx, args).await,
+        Command::Repair(args) => repair(ctx, args).await,
         Command::Wait => wait_only(ctx).await,
     }?;
     Ok(Finish::Exit)
@@ -797,4 +798,75 @@ async fn resolve(ctx: &Context<'_>, args: &ResolveArgs) -> Result<()> {
         .await?;
     tracing::info!("resolved {revision} as {outcome}");
     Ok(())
+}
+
+/// `repair`: the applied migrations whose files were edited get their new checksums
+/// recorded, each printed with what changed and logged as an event. Dirty rows are left to
+/// `resolve`, which needs a person's look at the database.
+async fn repair(ctx: &Context<'_>, args: &RepairArgs) -> Result<()> {
+    let graph = load(ctx).await?;
+    let options = Options {
+        allow_changed: true,
+        ..Options::default()
+    };
+    let mut migrator = Migrator::new(ctx, &graph, options)?;
+    let tables = migrator.tables.clone();
+    let dry_run = args.dry_run;
+    let repaired = migrator
+        .with_lock(async |session, rows| {
+            let mut sql = String::from("BEGIN;\n");
+            let mut repaired = Vec::new();
+            for row in rows.iter().filter(|r| r.status == RowStatus::Applied) {
+                let Some(node) = graph.find(&row.revision) else {
+                    continue;
+                };
+                let m = graph.migration(node);
+                if m.checksum == row.checksum {
+                    continue;
+                }
+                let detail = format!(
+                    "checksum {} -> {}",
+                    short_checksum(&row.checksum),
+                    short_checksum(&m.checksum)
+                );
+                sql += &history::set_checksum(&tables, &row.revision, &m.checksum);
+                sql += &history::event(&tables, "repair", &row.revision, "repaired", Some(&detail));
+                repaired.push(format!("{} ({}): {detail}", m.revision, m.path));
+            }
+            sql.push_str("COMMIT;\n");
+            if !repaired.is_empty() && !dry_run {
+                session.execute(&sql).await?;
+            }
+            Ok(repaired)
+        })
+        .await?;
+    let verb = if dry_run {
+        "would re-record"
+    } else {
+        "re-recorded"
+    };
+    let mut out = String::new();
+    for line in &repaired {
+        out.push_str(&format!("{verb} {line}\n"));
+    }
+    output::print(&out)?;
+    tracing::info!(
+        repaired = repaired.len(),
+        "{}",
+        if repaired.is_empty() {
+            "nothing to repair: every applied migration's file matches its recorded checksum"
+                .to_string()
+        } else {
+            format!(
+                "{verb} the checksum of {}",
+                plural(repaired.len(), "migration")
+            )
+        }
+    );
+    Ok(())
+}
+
+/// The first 12 hex digits, enough to tell two checksums apart in a message.
+fn short_checksum(checksum: &str) -> &str {
+    checksum.get(..12).unwrap_or(checksum)
 }

@@ -180,6 +180,11 @@ pub enum Command {
     /// Clear a dirty transaction:false migration after checking the database by hand.
     #[command(after_help = "Example: schemagate resolve 20251215093000 --applied")]
     Resolve(ResolveArgs),
+    /// Re-record the checksums of applied migrations whose files had a harmless edit (Flyway: repair).
+    #[command(
+        after_help = "Examples:\n  schemagate repair --dry-run   what would be re-recorded\n  schemagate repair             re-record them, one event each\n\nOnly for edits that change nothing the database has (a comment, formatting): a real\nchange belongs in a new migration."
+    )]
+    Repair(RepairArgs),
     /// Wait until the database accepts connections, then exit 0.
     #[command(after_help = "Example: schemagate wait --wait-timeout 30s")]
     Wait,
@@ -189,7 +194,7 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ReconcileArgs {
     /// Go on when an applied migration's file was edited (checksum differs).
-    #[arg(long)]
+    #[arg(long, env = "SCHEMAGATE_ALLOW_CHANGED", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_changed: bool,
     /// Apply pending migrations that are older than applied descendants.
     #[arg(long)]
@@ -243,7 +248,7 @@ pub struct DownArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Go on when a migration's file was edited after it was applied.
-    #[arg(long)]
+    #[arg(long, env = "SCHEMAGATE_ALLOW_CHANGED", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_changed: bool,
 }
 
@@ -342,6 +347,13 @@ pub struct CheckArgs {
     /// Pass even when none of the database's applied revisions is in the folder.
     #[arg(long, env = "SCHEMAGATE_ALLOW_UNKNOWN", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_unknown: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RepairArgs {
+    /// Say what would be re-recorded, without recording it.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Args)]

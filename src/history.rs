@@ -274,6 +274,16 @@ pub fn insert_row(
     )
 }
 
+/// `UPDATE` of a history row's checksum (`repair`).
+pub fn set_checksum(tables: &Tables, revision: &str, checksum: &str) -> String {
+    format!(
+        "UPDATE {} SET checksum = {} WHERE revision = {};\n",
+        tables.history,
+        quote_literal(checksum),
+        quote_literal(revision),
+    )
+}
+
 /// `UPDATE` of a history row's status.
 pub fn set_status(tables: &Tables, revision: &str, status: RowStatus) -> String {
     format!(
