@@ -136,7 +136,11 @@ async fn run_transaction(
         // schemagate's own first write failed: the database itself is read-only.
         return Err(refused);
     }
-    let failure = failure(migration, step, place.line, &error, Outcome::RolledBack);
+    let mut failure = failure(migration, step, place.line, &error, Outcome::RolledBack);
+    if let Some(line) = place.line {
+        let statement = statement_at(script::section(migration, step)?, line);
+        permission_hint(&mut failure, statement, session.user());
+    }
     let detail = format!("SQLSTATE {}: {}", failure.sqlstate, failure.message);
     session
         .execute(&history::event(
@@ -386,6 +390,7 @@ async fn statement_by_statement(
                         .unwrap_or(0),
                 };
             let mut failure = failure(migration, step, Some(line), &error, outcome);
+            permission_hint(&mut failure, Some(statement.sql), session.user());
             if committed > 0 {
                 failure.hint = Some(format!(
                     "complete or undo the committed statements by hand; {}",
@@ -401,6 +406,88 @@ async fn statement_by_statement(
     let undo = script::failed(tables, migration, step, committed, &detail, guard);
     session.execute(&undo).await?;
     Err(error)
+}
+
+/// The statement of `section` that the file line `line` falls in.
+fn statement_at(section: &crate::migration::Section, line: usize) -> Option<&str> {
+    let statements = crate::split::split(&section.sql).ok()?;
+    statements
+        .iter()
+        .rev()
+        .find(|s| section.file_line(s.line) <= line)
+        .map(|s| s.sql)
+}
+
+/// SQLSTATE 42501: say which grant is missing on which object, and who can give it.
+fn permission_hint(failure: &mut MigrationFailure, statement: Option<&str>, role: &str) {
+    if failure.sqlstate != "42501" || failure.hint.is_some() {
+        return;
+    }
+    failure.hint = Some(permission_fix(&failure.message, statement, role));
+}
+
+/// The fix for a "permission denied" or "must be owner" message (pure, for tests).
+pub fn permission_fix(message: &str, statement: Option<&str>, role: &str) -> String {
+    let verb = statement
+        .and_then(|s| s.split_whitespace().next())
+        .map(|w| w.trim_end_matches(';').to_ascii_uppercase())
+        .unwrap_or_default();
+    let after = |prefix: &str| {
+        message.find(prefix).map(|at| {
+            let rest = &message[at + prefix.len()..];
+            let mut words = rest.splitn(2, ' ');
+            let kind = words.next().unwrap_or_default().to_string();
+            let object = words
+                .next()
+                .unwrap_or_default()
+                .split([' ', '(', ';'])
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            (kind, object)
+        })
+    };
+    if let Some((kind, object)) = after("must be owner of ") {
+        return format!(
+            "only the owner of {kind} {object} (or a member of its owning role) may do this: run the \
+             migration as that role, or have it run `ALTER {} {object} OWNER TO {role}`",
+            kind.to_ascii_uppercase()
+        );
+    }
+    if let Some((kind, object)) = after("permission denied for ") {
+        let privilege = match (kind.as_str(), verb.as_str()) {
+            ("schema", "CREATE" | "ALTER") => "CREATE",
+            ("schema", _) => "USAGE",
+            ("database", _) => "CREATE",
+            ("sequence", _) => "USAGE, SELECT",
+            ("function" | "procedure" | "routine", _) => "EXECUTE",
+            (
+                "table" | "relation" | "view",
+                v @ ("SELECT" | "INSERT" | "UPDATE" | "DELETE" | "TRUNCATE"),
+            ) => v,
+            ("table" | "relation" | "view", "COPY") => "INSERT",
+            ("type" | "domain" | "language", _) => "USAGE",
+            _ => "<privilege>",
+        };
+        let on = match kind.as_str() {
+            "relation" | "view" => "TABLE".to_string(),
+            other => other.to_ascii_uppercase(),
+        };
+        let lacks = if privilege == "<privilege>" {
+            "a privilege this statement needs".to_string()
+        } else {
+            privilege.to_string()
+        };
+        return format!(
+            "the role {role} lacks {lacks} on {kind} {object}: its owner (or a superuser) can \
+             grant it with `GRANT {privilege} ON {on} {object} TO {role}`, or run the migrations \
+             as a role that has it"
+        );
+    }
+    format!(
+        "the role {role} is not allowed to do this: run the migrations as a role that owns the \
+         objects they change, or grant {role} what the statement needs"
+    )
 }
 
 fn resolve_hint(revision: &str) -> String {

@@ -191,7 +191,7 @@ async fn up(ctx: &Context<'_>, args: &UpArgs) -> Result<Finish> {
     let options = args.reconcile.options();
     let words = args.target.as_deref().unwrap_or("heads");
     if args.sql || args.dry_run {
-        let preview = preview(ctx, &graph, words, options, |rows, to| {
+        let preview = preview(ctx, &graph, words, options, true, |rows, to| {
             decide_up(&graph, rows, to, options)
         })
         .await?;
@@ -241,10 +241,11 @@ async fn preview(
     graph: &Graph,
     words: &str,
     options: Options,
+    forward: bool,
     decide: impl Fn(&[AppliedRow], Target) -> Result<Decision>,
 ) -> Result<Preview> {
     let (rows, to) = if words.contains(':') {
-        let (from, to) = target::parse_range(graph, words)?;
+        let (from, to) = target::parse_range(graph, words, forward)?;
         (assumed_history(graph, from)?, to)
     } else {
         // Parsed first: a mistyped target fails before any waiting for a database.
@@ -300,7 +301,7 @@ async fn down(ctx: &Context<'_>, args: &DownArgs) -> Result<()> {
     };
     let decide = |rows: &[AppliedRow], to: Target| decide_down(&graph, rows, down_to(to)?, options);
     if args.sql || args.dry_run {
-        let preview = preview(ctx, &graph, &args.target, options, decide).await?;
+        let preview = preview(ctx, &graph, &args.target, options, false, decide).await?;
         let title = format!("down {}", args.target);
         return show(ctx, &graph, preview, args.sql, false, &title);
     }

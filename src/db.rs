@@ -122,6 +122,14 @@ impl Session {
         Ok(session)
     }
 
+    /// The role this session logged in as, for messages that say what to grant it.
+    pub fn user(&self) -> &str {
+        self.connection
+            .config
+            .get_user()
+            .unwrap_or("the migrating role")
+    }
+
     /// Limits how long each of schemagate's own statements may wait (the run's lock timeout).
     pub fn limit_own_statements(mut self, timeout: Duration) -> Session {
         self.own_timeout = timeout;

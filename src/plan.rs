@@ -89,6 +89,10 @@ pub enum Conflict {
     Unknown {
         revision: String,
     },
+    /// `down` with applied revisions no file has.
+    AheadOfDown {
+        revision: String,
+    },
     /// A pending file whose up section is an applied row's, and that row's revision
     /// matches no file: the file was renamed.
     Renamed {
@@ -139,6 +143,13 @@ impl Conflict {
             Conflict::Unknown { revision } => format!(
                 "the database has migration {revision} applied, but no file has it (the database \
                  is ahead of these files): deploy the newer migrations, or run without --strict"
+            ),
+            Conflict::AheadOfDown { revision } => format!(
+                "nothing was reverted: the database has migration {revision} applied, but no file \
+                 has it (it came with a newer version of the app), so its down section is not here \
+                 and reverting what it builds on could break it. Run `down` from the image that has \
+                 that migration, or, if its changes are gone, forget it without running SQL: \
+                 `schemagate stamp <revision to keep> --purge` (see `schemagate status`)"
             ),
             Conflict::Renamed { from, to, path } => format!(
                 "migration {to} ({path}) is migration {from} renamed: its up section is the one \
@@ -404,6 +415,14 @@ pub fn plan_down(
         ..options
     };
     let mut plan = reconcile(graph, rows, strict);
+    // For `down`, the way out of "the database is ahead" is not `--strict`'s.
+    for conflict in &mut plan.conflicts {
+        if let Conflict::Unknown { revision } = conflict {
+            *conflict = Conflict::AheadOfDown {
+                revision: std::mem::take(revision),
+            };
+        }
+    }
     let newest_first = graph
         .topological_order()
         .iter()

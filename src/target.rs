@@ -88,28 +88,31 @@ pub fn nodes(graph: &Graph, target: Target, word: &str) -> Result<Vec<usize>> {
     }
 }
 
-/// `FROM:TO` of offline `--sql`: FROM is `base` or a revision (the database is assumed to
-/// have it and its ancestors), TO a revision, `head(s)` or `base`.
-pub fn parse_range(graph: &Graph, range: &str) -> Result<(Target, Target)> {
+/// `FROM:TO` of offline `--sql`: FROM is where the database is assumed to stand (`base`,
+/// a revision, or `head` for `down`), TO a revision, `head(s)` or `base`. `forward` is
+/// `up`'s direction: a range the other way round is an error naming the other command.
+pub fn parse_range(graph: &Graph, range: &str, forward: bool) -> Result<(Target, Target)> {
     let (from, to) = range.split_once(':').ok_or_else(|| {
         Error::Usage(format!(
             "`{range}` is not a range: write FROM:TO, for example base:head or 20251201090000:head"
         ))
     })?;
-    let from = match parse(graph, if from.is_empty() { "base" } else { from })? {
-        Target::Heads => {
-            return Err(Error::Usage(
-                "a range starts at base or a revision, not at head".into(),
-            ));
+    let default_from = if forward { "base" } else { "heads" };
+    let default_to = if forward { "heads" } else { "base" };
+    let from = match parse(graph, if from.is_empty() { default_from } else { from })? {
+        Target::Heads if forward => {
+            return Err(Error::Usage(format!(
+                "`up {range}` starts at head, so there is nothing to go up to; to go back from head use `schemagate down {range} --sql`"
+            )));
         }
         Target::Relative(_) => {
             return Err(Error::Usage(
-                "a range starts at base or a revision, not at a relative step".into(),
+                "a range starts at base, a revision or head, not at a relative step".into(),
             ));
         }
         from => from,
     };
-    let to = match parse(graph, if to.is_empty() { "heads" } else { to })? {
+    let to = match parse(graph, if to.is_empty() { default_to } else { to })? {
         Target::Relative(_) => {
             return Err(Error::Usage(
                 "a range ends at a revision, head or base, not at a relative step".into(),
@@ -117,7 +120,34 @@ pub fn parse_range(graph: &Graph, range: &str) -> Result<(Target, Target)> {
         }
         to => to,
     };
+    if behind(graph, from, to) && forward {
+        return Err(Error::Usage(format!(
+            "`up {range}` goes backwards (its end comes before its start): use `schemagate down {range} --sql`"
+        )));
+    }
+    if behind(graph, to, from) && !forward {
+        return Err(Error::Usage(format!(
+            "`down {range}` goes forwards (its end comes after its start): use `schemagate up {range} --sql`"
+        )));
+    }
     Ok((from, to))
+}
+
+/// Whether `to` lies strictly behind `from`: reaching it means reverting.
+fn behind(graph: &Graph, from: Target, to: Target) -> bool {
+    let nodes = |t: Target| match t {
+        Target::Heads => graph.heads(),
+        Target::Revision(n) => vec![n],
+        Target::Base | Target::Relative(_) => Vec::new(),
+    };
+    let (from_nodes, to_nodes) = (nodes(from), nodes(to));
+    if from_nodes.is_empty() {
+        return false;
+    }
+    let reached = graph.ancestors_inclusive(&from_nodes);
+    let wanted = graph.ancestors_inclusive(&to_nodes);
+    // Everything `to` needs is already there, and `from` has more.
+    wanted.iter().zip(&reached).all(|(&w, &r)| !w || r) && wanted != reached
 }
 
 #[cfg(test)]
@@ -176,19 +206,33 @@ mod tests {
     fn ranges() {
         let g = line();
         assert_eq!(
-            parse_range(&g, "base:head").ok(),
+            parse_range(&g, "base:head", true).ok(),
             Some((Target::Base, Target::Heads))
         );
         assert_eq!(
-            parse_range(&g, "20251201091500:").ok(),
+            parse_range(&g, "20251201091500:", true).ok(),
             Some((Target::Revision(1), Target::Heads))
         );
         assert_eq!(
-            parse_range(&g, ":20251201091500").ok(),
+            parse_range(&g, ":20251201091500", true).ok(),
             Some((Target::Base, Target::Revision(1)))
         );
-        assert!(parse_range(&g, "head:base").is_err());
-        assert!(parse_range(&g, "base:+1").is_err());
-        assert!(parse_range(&g, "20251201091500").is_err());
+        assert!(parse_range(&g, "base:+1", true).is_err());
+        assert!(parse_range(&g, "20251201091500", true).is_err());
+        // Each direction refuses the other's ranges, naming the other command.
+        let e = parse_range(&g, "head:base", true).expect_err("up from head");
+        assert!(e.to_string().contains("schemagate down"), "{e}");
+        let e = parse_range(&g, "20251205120000:20251201090000", true).expect_err("reversed");
+        assert!(e.to_string().contains("goes backwards"), "{e}");
+        assert_eq!(
+            parse_range(&g, "head:base", false).ok(),
+            Some((Target::Heads, Target::Base))
+        );
+        assert_eq!(
+            parse_range(&g, "20251205120000:20251201090000", false).ok(),
+            Some((Target::Revision(2), Target::Revision(0)))
+        );
+        let e = parse_range(&g, "base:head", false).expect_err("down forwards");
+        assert!(e.to_string().contains("schemagate up"), "{e}");
     }
 }
