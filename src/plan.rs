@@ -858,7 +858,10 @@ mod tests {
             Options::default(),
         )
         .expect("plan");
-        assert!(matches!(&plan.conflicts[..], [Conflict::Unknown { revision }] if revision == "9"));
+        assert!(
+            matches!(&plan.conflicts[..], [Conflict::AheadOfDown { revision }] if revision == "9")
+        );
+        assert!(plan.conflicts[0].message().contains("--purge"));
     }
 
     #[test]
