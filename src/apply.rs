@@ -206,9 +206,10 @@ enum Stop {
     Interrupted(crate::error::Signal),
 }
 
-/// Runs a `transaction:false` section statement by statement. After each statement the
-/// server is asked whether a transaction block is open and the lock still held, so what
-/// is committed is known exactly, and the history says the truth when it stops.
+/// Runs a `transaction:false` section statement by statement. After each statement that
+/// can change it, and after the last, the server is asked whether a transaction block is
+/// open and the lock still held, so what is committed is known, and the history says the
+/// truth when it stops.
 async fn statement_by_statement(
     session: &Session,
     tables: &Tables,
@@ -245,7 +246,24 @@ async fn statement_by_statement(
             // The row stays `running`: the next run reports it as dirty.
             return Err(Error::ConnectionLost(db::describe(error)));
         }
-        let probe = probe(session, guard).await?;
+        // Asking the server costs a round trip and its work, as much as a tiny statement:
+        // only where the answer can have changed. A transaction block opens or closes only
+        // at top-level transaction control, which the statement's own words show (each
+        // statement is sent alone, so they are the server's words); the lock can only go
+        // where a statement drops it, and is checked at the end anyway.
+        let last = index + 1 == parts.statements.len();
+        let ask = outcome.is_err()
+            || last
+            || statement.transaction_control().is_some()
+            || crate::guard::lock_dropping_statement(statement.sql).is_some();
+        let probe = if ask {
+            probe(session, guard).await?
+        } else {
+            Probe {
+                lock_held: true,
+                block,
+            }
+        };
         block = probe.block;
         if let Err((error, _)) = outcome {
             stop = Some(match interrupt.received() {
