@@ -19,8 +19,9 @@ use crate::migration::Migration;
 use crate::plan::{RowStatus, Step};
 use crate::script::{self, Batch, Own, Piece};
 
-/// A migration still running after this long is reported, and again at this interval.
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// A statement still running after this long is reported, with what the server says it
+/// waits for, and again at this interval (PRODUCT.md section 11).
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs one step (apply or revert one migration); returns how long it took.
 pub async fn step(
@@ -657,7 +658,7 @@ async fn run_batch(
     let stream = loop {
         tokio::select! {
             s = &mut stream => break s.map_err(|e| (e, 0))?,
-            _ = progress.tick() => report(label, started),
+            _ = progress.tick() => report(session, label, started).await,
         }
     };
     tokio::pin!(stream);
@@ -669,15 +670,31 @@ async fn run_batch(
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err((e, completed)),
             },
-            _ = progress.tick() => report(label, started),
+            _ = progress.tick() => report(session, label, started).await,
         }
     }
 }
 
-fn report(label: &str, started: Instant) {
+/// The heartbeat of a long statement: how long, what it waits for, who blocks it. An init
+/// container stuck behind a lock is otherwise the most confusing outage there is.
+async fn report(session: &Session, label: &str, started: Instant) {
+    let elapsed = started.elapsed();
+    let (wait, blocker) = session.activity().await.unwrap_or_default();
+    let doing = match (&wait, &blocker) {
+        (_, Some(blocker)) => format!(
+            "waiting for a lock ({}), blocked by {blocker}",
+            wait.as_deref().unwrap_or("Lock")
+        ),
+        (Some(wait), None) => format!("waiting on {wait}"),
+        (None, None) => "working (no wait event)".to_string(),
+    };
     tracing::info!(
-        elapsed_s = started.elapsed().as_secs(),
-        "migration {label} still running"
+        event = "migration.running",
+        duration_ms = elapsed.as_millis() as u64,
+        wait_event = wait.as_deref().unwrap_or(""),
+        blocker = blocker.as_deref().unwrap_or(""),
+        "migration {label} still running after {}s: {doing}",
+        elapsed.as_secs()
     );
 }
 

@@ -215,6 +215,36 @@ impl Session {
         }
     }
 
+    /// What the server says this session is doing, asked on a second connection: its
+    /// wait event (`Lock: relation`, `IO: DataFileRead`; `None` when it is busy on the
+    /// CPU) and, when it waits for a lock, who holds it.
+    pub async fn activity(&self) -> Option<(Option<String>, Option<String>)> {
+        let pid = self.pid?;
+        let aside = async {
+            let session = Session::open(&self.connection, &Interrupt::default())
+                .await
+                .ok()?;
+            let sql = format!(
+                "SELECT wait_event_type || ': ' || wait_event FROM pg_stat_activity WHERE pid = {pid}; {}",
+                blockers_query(pid)
+            );
+            let messages = session.client.simple_query(&sql).await.ok()?;
+            session.close().await;
+            Some(messages)
+        };
+        let messages = tokio::time::timeout(Duration::from_secs(3), aside)
+            .await
+            .ok()
+            .flatten()?;
+        let mut rows = messages.iter().filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        });
+        let wait = rows.next().and_then(|row| row.get(0)).map(str::to_string);
+        let blockers: Vec<String> = rows.map(describe_blocker).collect();
+        Some((wait, (!blockers.is_empty()).then(|| blockers.join("; "))))
+    }
+
     /// "pid 42 (application_name psql, state idle in transaction, for 12 s, query `LOCK ...`)"
     /// for each session blocking this one, asked on a second connection.
     pub async fn blockers(&self) -> Option<String> {

@@ -216,10 +216,12 @@ impl<'a> Migrator<'a> {
                 self.all_or_nothing(session, &steps, guard, &mut run.tally)
                     .await?;
             } else {
-                for step in steps {
+                let total = steps.len();
+                for (index, step) in steps.into_iter().enumerate() {
                     interrupt.check()?;
                     lock::check(held)?;
-                    self.step(session, step, guard, &mut run.tally).await?;
+                    self.step(session, step, (index + 1, total), guard, &mut run.tally)
+                        .await?;
                 }
             }
             applied.clone_from(goal);
@@ -236,23 +238,54 @@ impl<'a> Migrator<'a> {
         &self,
         session: &Session,
         step: Step,
+        (index, total): (usize, usize),
         guard: Guard,
         tally: &mut Tally,
     ) -> Result<()> {
         let (Step::Up(node) | Step::Down(node)) = step;
         let m = self.graph.migration(node);
-        tracing::debug!("{} {} {}", verb(step), m.revision, m.description);
+        let (doing, done) = match step {
+            Step::Up(_) => ("applying", "applied"),
+            Step::Down(_) => ("reverting", "reverted"),
+        };
+        tracing::info!(
+            event = "migration.applying",
+            revision = %m.revision,
+            file = %m.path,
+            index,
+            total,
+            "{doing} {} {} [{index}/{total}]",
+            m.revision,
+            m.path
+        );
+        if let Ok(section) = crate::script::section(m, step) {
+            tracing::debug!(
+                "{} {}: {} bytes of SQL from line {}, {}",
+                m.revision,
+                m.path,
+                section.sql.len(),
+                section.first_line,
+                if section.transactional {
+                    "in one transaction"
+                } else {
+                    "transaction:false, statement by statement"
+                }
+            );
+        }
         let took = apply::step(session, &self.tables, m, step, guard, self.ctx.interrupt).await?;
         match step {
             Step::Up(_) => tally.applied += 1,
             Step::Down(_) => tally.reverted += 1,
         }
         tracing::info!(
-            took_ms = took.as_millis() as u64,
-            "{} {} {}",
-            verb(step),
+            event = "migration.applied",
+            revision = %m.revision,
+            file = %m.path,
+            duration_ms = took.as_millis() as u64,
+            "{done} {} {} in {:.1}s",
             m.revision,
-            m.description
+            m.description,
+            took.as_secs_f64()
         );
         Ok(())
     }
@@ -399,12 +432,5 @@ pub fn conflicts(plan: &plan::Plan) -> Result<()> {
         Err(Error::Conflict(
             plan.conflicts.iter().map(|c| c.message()).collect(),
         ))
-    }
-}
-
-fn verb(step: Step) -> &'static str {
-    match step {
-        Step::Up(_) => "applied",
-        Step::Down(_) => "reverted",
     }
 }
