@@ -79,6 +79,10 @@ async fn load(ctx: &Context<'_>) -> Result<Graph> {
     if graph.is_empty() && !ctx.global.allow_empty {
         return Err(no_migrations(dir, "holds no <revision>_<slug>.sql file"));
     }
+    let unfinished = graph.unfinished();
+    if !unfinished.is_empty() {
+        return Err(Error::InvalidFiles(unfinished));
+    }
     Ok(graph)
 }
 
@@ -537,6 +541,17 @@ fn new(ctx: &Context<'_>, args: &NewArgs) -> Result<()> {
                 .collect()
         }
     };
+    for parent in &parents {
+        if let Some(m) = graph.find(parent).map(|n| graph.migration(n))
+            && m.unfinished
+        {
+            tracing::warn!(
+                "{} ({}) is unfinished (its up section is empty): write it before `up`",
+                m.revision,
+                m.path
+            );
+        }
+    }
     let revision = scaffold::revision(&graph, SystemTime::now(), args.revision.as_deref())?;
     keeps_implicit_parents(&graph, &revision)?;
     let slug = scaffold::slug(message)?;

@@ -119,6 +119,15 @@ impl Graph {
         &self.migrations
     }
 
+    /// Drafts (an empty up section, as `new` writes them): the gates refuse to run with any.
+    pub fn unfinished(&self) -> Vec<FileProblem> {
+        self.migrations
+            .iter()
+            .filter(|m| m.unfinished)
+            .map(crate::migration::unfinished_problem)
+            .collect()
+    }
+
     pub fn migration(&self, node: usize) -> &Migration {
         &self.migrations[node]
     }
@@ -218,6 +227,7 @@ pub(crate) mod tests {
             },
             down: None,
             checksum: format!("sum-{revision}"),
+            unfinished: false,
         }
     }
 

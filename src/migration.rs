@@ -44,6 +44,8 @@ pub struct Migration {
     pub down: Option<Section>,
     /// Hex SHA-256 of the up section and its options.
     pub checksum: String,
+    /// Its up section is empty (and it is no merge point): a draft, as `new` writes it.
+    pub unfinished: bool,
 }
 
 /// Splits `<revision>_<slug>.sql` into revision and description.
@@ -329,7 +331,17 @@ pub fn parse(path: &str, file_name: &str, bytes: &[u8]) -> Result<Migration, Vec
 
     // A merge point may have nothing to run, as an Alembic merge has an empty upgrade().
     let merge_point = revises.as_ref().is_some_and(|parents| parents.len() > 1);
+    let before = problems.len();
     check_section(path, "up", &up, !merge_point, &mut problems);
+    // An empty up section alone is a draft (what `new` just wrote): read commands show it
+    // as unfinished, the gates refuse it (`Graph::unfinished`).
+    let unfinished = problems.len() == before + 1
+        && problems
+            .last()
+            .is_some_and(|p| p.message.starts_with(EMPTY_UP));
+    if unfinished {
+        problems.pop();
+    }
     if let Some(down) = &down {
         check_section(path, "down", down, false, &mut problems);
     }
@@ -347,7 +359,21 @@ pub fn parse(path: &str, file_name: &str, bytes: &[u8]) -> Result<Migration, Vec
         up,
         down,
         checksum,
+        unfinished,
     })
+}
+
+const EMPTY_UP: &str = "empty up section";
+
+/// The file problem of an unfinished migration (an empty up section), for the gates.
+pub fn unfinished_problem(m: &Migration) -> FileProblem {
+    FileProblem::new(
+        &m.path,
+        Some(m.up.first_line.saturating_sub(1).max(1)),
+        format!(
+            "{EMPTY_UP}: write the migration's SQL below `-- migrate:up` (the file is unfinished)"
+        ),
+    )
 }
 
 /// Whether `line` is a directive or would be read as a mistyped one.
@@ -730,15 +756,16 @@ mod tests {
     }
 
     #[test]
-    fn empty_up_section_is_an_error() {
-        let problems =
-            parse_err("-- migrate:up\n-- nothing here\n\n-- migrate:down\nDROP TABLE t;\n");
-        assert!(
-            problems[0].message.contains("empty up section"),
-            "{problems:?}"
-        );
-        assert_eq!(problems[0].line, Some(1));
-        parse_err("");
+    fn an_empty_up_section_is_an_unfinished_draft() {
+        let m = parse_ok("-- migrate:up\n-- nothing here\n\n-- migrate:down\nDROP TABLE t;\n");
+        assert!(m.unfinished);
+        let problem = unfinished_problem(&m);
+        assert!(problem.message.contains("empty up section"), "{problem:?}");
+        assert_eq!(problem.line, Some(1));
+        assert!(parse_ok("").unfinished);
+        assert!(!parse_ok("SELECT 1;\n").unfinished);
+        // With another problem too, it is just invalid.
+        parse_err("-- migrate:up\n-- migrate:dwon\n");
     }
 
     #[test]
@@ -829,12 +856,11 @@ mod tests {
 
     #[test]
     fn only_a_merge_point_may_have_an_empty_up_section() {
-        parse_ok("-- migrate:revises 1, 2\n-- migrate:up\n-- nothing to run\n-- migrate:down\n");
-        let problems = parse_err("-- migrate:revises 1\n-- migrate:up\n\n-- migrate:down\n");
-        assert!(
-            problems[0].message.contains("empty up section"),
-            "{problems:?}"
+        let merge = parse_ok(
+            "-- migrate:revises 1, 2\n-- migrate:up\n-- nothing to run\n-- migrate:down\n",
         );
+        assert!(!merge.unfinished);
+        assert!(parse_ok("-- migrate:revises 1\n-- migrate:up\n\n-- migrate:down\n").unfinished);
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub fn plural(n: usize, noun: &str) -> String {
 pub enum State {
     Applied,
     Pending,
+    /// Pending, and its up section is still empty (a draft `new` wrote).
+    Unfinished,
     /// Applied, but its file was edited since (checksum differs).
     Changed,
     /// A `transaction:false` migration that did not finish (`running` or `failed`).
@@ -31,6 +33,7 @@ impl State {
         match self {
             State::Applied => "applied",
             State::Pending => "pending",
+            State::Unfinished => "unfinished",
             State::Changed => "changed",
             State::Dirty => "dirty",
             State::Unknown => "unknown",
@@ -63,6 +66,7 @@ pub fn entries<'a>(graph: &'a Graph, rows: &'a [AppliedRow]) -> Vec<Entry<'a>> {
             let m = graph.migration(n);
             let row = by_node[n];
             let state = match row {
+                None if m.unfinished => State::Unfinished,
                 None => State::Pending,
                 Some(r) if r.status != RowStatus::Applied => State::Dirty,
                 Some(r) if r.checksum != m.checksum => State::Changed,
@@ -164,6 +168,7 @@ pub fn status_text(graph: &Graph, rows: &[AppliedRow], database: &str) -> String
     for state in [
         State::Applied,
         State::Pending,
+        State::Unfinished,
         State::Changed,
         State::Dirty,
         State::Unknown,
@@ -218,10 +223,11 @@ pub fn status_json(graph: &Graph, rows: &[AppliedRow], database: &str, schema: &
         "heads": revisions(graph, &heads),
         "current": current_revisions,
         "at_head": !tips.is_empty() && tips == heads && count(State::Unknown) == 0
-            && count(State::Pending) == 0,
+            && count(State::Pending) == 0 && count(State::Unfinished) == 0,
         "counts": {
             "applied": count(State::Applied),
             "pending": count(State::Pending),
+            "unfinished": count(State::Unfinished),
             "changed": count(State::Changed),
             "dirty": count(State::Dirty),
             "unknown": count(State::Unknown),
@@ -237,8 +243,9 @@ fn revisions(graph: &Graph, nodes: &[usize]) -> Vec<String> {
         .collect()
 }
 
-/// Alembic's marks after a revision: ` (head)`, ` (branchpoint)`, ` (mergepoint)`, and
-/// ` (current)` when it is one of the database's current revisions.
+/// Alembic's marks after a revision: ` (head)`, ` (branchpoint)`, ` (mergepoint)`,
+/// ` (current)` when it is one of the database's current revisions, and ` (unfinished)`
+/// for a draft.
 fn marks(graph: &Graph, node: usize, current: &[usize]) -> String {
     let mut marks = String::new();
     if graph.children(node).is_empty() {
@@ -252,6 +259,9 @@ fn marks(graph: &Graph, node: usize, current: &[usize]) -> String {
     }
     if current.contains(&node) {
         marks.push_str(" (current)");
+    }
+    if graph.migration(node).unfinished {
+        marks.push_str(" (unfinished: its up section is empty)");
     }
     marks
 }

@@ -71,13 +71,37 @@ pub fn revision(graph: &Graph, now: SystemTime, explicit: Option<&str>) -> Resul
         }
         return Ok(revision.to_string());
     }
+    let taken = |r: &str| {
+        graph
+            .migrations()
+            .iter()
+            .any(|m| compare_revisions(&m.revision, r).is_eq())
+    };
+    // A folder of Alembic's random ids (kept as the README suggests) gets one more of them.
+    if alembic_style(graph) {
+        let mut salt = 0u32;
+        loop {
+            let id = random_hex_id(now, salt);
+            if !taken(&id) {
+                return Ok(id);
+            }
+            salt += 1;
+        }
+    }
     let mut candidate = timestamp(now);
+    // Only a file without `-- migrate:revises` depends on sorting after its parent: when
+    // one sorts after the current time, the new file must sort after the newest.
+    let implicit_after = graph
+        .migrations()
+        .iter()
+        .any(|m| m.revises.is_none() && compare_revisions(&m.revision, &candidate).is_ge());
     let newest = graph
         .migrations()
         .iter()
         .map(|m| m.revision.as_str())
         .max_by(|a, b| compare_revisions(a, b));
-    if let Some(newest) = newest
+    if implicit_after
+        && let Some(newest) = newest
         && compare_revisions(newest, &candidate).is_ge()
     {
         candidate = next_second(newest).ok_or_else(|| {
@@ -87,7 +111,34 @@ pub fn revision(graph: &Graph, now: SystemTime, explicit: Option<&str>) -> Resul
             ))
         })?;
     }
+    // Two files written in one second.
+    while taken(&candidate) {
+        candidate = next_second(&candidate)
+            .ok_or_else(|| Error::Internal(format!("timestamp {candidate} has no next second")))?;
+    }
     Ok(candidate)
+}
+
+/// Whether every revision looks like Alembic's: 12 lowercase hex digits.
+fn alembic_style(graph: &Graph) -> bool {
+    !graph.is_empty()
+        && graph.migrations().iter().all(|m| {
+            m.revision.len() == 12
+                && m.revision
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+/// 12 hex digits from the clock, the process and `salt`, as Alembic's `uuid4().hex[-12:]`.
+fn random_hex_id(now: SystemTime, salt: u32) -> String {
+    use sha2::{Digest, Sha256};
+    let nanos = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let digest = Sha256::digest(format!("{nanos}:{}:{salt}", std::process::id()).as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
 /// The timestamp one second after `revision`, if it is a `YYYYMMDDHHMMSS` timestamp.
@@ -197,6 +248,29 @@ mod tests {
         );
         assert!(revision(&letters, at, Some("v-3")).is_err());
         assert!(revision(&letters, at, Some("v2")).is_err());
+    }
+
+    #[test]
+    fn folders_whose_revisions_are_not_timestamps_still_get_new_files() {
+        let at = humantime::parse_rfc3339("2025-12-15T09:30:00Z").expect("time");
+        // Every file names its parent: a timestamp that sorts first changes nothing.
+        let explicit = graph(&[("v1", Some(&[])), ("v2", Some(&["v1"]))]);
+        assert_eq!(
+            revision(&explicit, at, None).ok().as_deref(),
+            Some("20251215093000")
+        );
+        // Alembic's random ids, kept: one more of them, never one that is taken.
+        let alembic = graph(&[
+            ("ae1027a6acf0", Some(&[])),
+            ("1975ea83b712", Some(&["ae1027a6acf0"])),
+        ]);
+        let id = revision(&alembic, at, None).expect("an id");
+        assert_eq!(id.len(), 12, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        assert_ne!(
+            id,
+            revision(&alembic, at + Duration::from_nanos(1), None).expect("id")
+        );
     }
 
     #[test]

@@ -170,10 +170,18 @@ fn new_with_an_explicit_revision_or_parent() {
             .read("0003_c.sql")
             .contains("-- migrate:revises 0002\n")
     );
-    // The folder must be valid before the next `new`: fill in the new file first.
-    offline(&folder, &["new", "d"])
-        .expect(3)
-        .stderr_has("empty up section");
+    // A draft on top of a draft is allowed, with a word about the unfinished one.
+    let out = offline(&folder, &["new", "d"]);
+    out.expect(0).stderr_has("0003 (");
+    out.stderr_has("is unfinished");
+    let d = out
+        .stdout
+        .trim()
+        .rsplit('/')
+        .next()
+        .expect("name")
+        .to_string();
+    folder.remove(&d);
     folder.write(
         "0003_c.sql",
         "-- migrate:revises 0002\n-- migrate:up\nCREATE TABLE c ();\n",
@@ -196,4 +204,69 @@ fn new_with_an_explicit_revision_or_parent() {
     ] {
         offline(&folder, args).expect(2).stderr_has(says);
     }
+}
+
+#[test]
+fn a_file_just_written_by_new_is_unfinished_not_broken() {
+    let cluster = support::Cluster::shared();
+    let db = cluster.create_database("draft");
+    let url = cluster.url(&db);
+    let folder = Folder::with(&[("1_first.sql", "CREATE TABLE first (a int);\n")]);
+    Run::on(&url, &folder, &["up"]).run().expect(0);
+    Run::on(&url, &folder, &["new", "add phone"])
+        .run()
+        .expect(0);
+    Run::on(&url, &folder, &["status"])
+        .run()
+        .expect(0)
+        .stdout_has("unfinished")
+        .stdout_has("1 applied, 1 unfinished");
+    Run::on(&url, &folder, &["history"])
+        .run()
+        .expect(0)
+        .stdout_has("(unfinished: its up section is empty)");
+    Run::on(&url, &folder, &["current"])
+        .run()
+        .expect(0)
+        .stdout_has("1");
+    Run::on(&url, &folder, &["heads"]).run().expect(0);
+    // The gates still refuse to run it.
+    Run::on(&url, &folder, &["up"])
+        .run()
+        .expect(3)
+        .stderr_has("empty up section")
+        .stderr_has("unfinished");
+    Run::on(&url, &folder, &["validate"]).run().expect(3);
+}
+
+#[test]
+fn new_works_in_a_folder_of_alembic_ids() {
+    let folder = Folder::with(&[
+        (
+            "ae1027a6acf0_first.sql",
+            "-- migrate:revises base\n-- migrate:up\nCREATE TABLE a (id int);\n",
+        ),
+        (
+            "1975ea83b712_second.sql",
+            "-- migrate:revises ae1027a6acf0\n-- migrate:up\nCREATE TABLE b (id int);\n",
+        ),
+    ]);
+    let out = Run::new(&["new", "third"])
+        .env(
+            "SCHEMAGATE_MIGRATIONS",
+            folder.path().to_str().expect("utf-8"),
+        )
+        .run();
+    out.expect(0);
+    let written = folder
+        .names()
+        .into_iter()
+        .find(|n| n.ends_with("_third.sql"))
+        .expect("the new file");
+    assert_eq!(written.len(), "1975ea83b712_third.sql".len(), "{written}");
+    assert!(
+        folder
+            .read(&written)
+            .contains("-- migrate:revises 1975ea83b712")
+    );
 }

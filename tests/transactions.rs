@@ -46,6 +46,7 @@ fn unvalidated(sql: &str) -> Migration {
         },
         down: None,
         checksum: "0".repeat(64),
+        unfinished: false,
     }
 }
 
