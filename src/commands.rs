@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{
-    self, CheckArgs, Command, DownArgs, Global, MergeArgs, NewArgs, OutputFormat, ReconcileArgs,
-    ResetArgs, ResolveArgs, StampArgs, StatusArgs, UpArgs,
+    self, AdoptArgs, CheckArgs, Command, DownArgs, Global, MergeArgs, NewArgs, OutputFormat,
+    ReconcileArgs, ResetArgs, ResolveArgs, StampArgs, StatusArgs, UpArgs,
 };
 use crate::error::{Error, FileProblem, Result};
 use crate::graph::Graph;
@@ -57,6 +57,7 @@ pub async fn run(command: &Command, ctx: &Context<'_>) -> Result<Finish> {
         Command::Validate { strict } => validate(ctx, *strict).await,
         Command::Resolve(args) => resolve(ctx, args).await,
         Command::Wait => wait_only(ctx).await,
+        Command::Adopt(args) => adopt(ctx, args).await,
     }?;
     Ok(Finish::Exit)
 }
@@ -213,6 +214,14 @@ async fn up(ctx: &Context<'_>, args: &UpArgs) -> Result<Finish> {
             heads.len(),
             revisions(&graph, &heads)
         );
+    }
+    if let Some(from) = args.adopt {
+        let request = crate::adopt::Request {
+            from,
+            dry_run: false,
+            before_up: true,
+        };
+        crate::adopt::adopt(ctx, &graph, request).await?;
     }
     let mut migrator = Migrator::new(ctx, &graph, options)?;
     migrator.single_transaction = args.single_transaction;
@@ -797,4 +806,15 @@ async fn resolve(ctx: &Context<'_>, args: &ResolveArgs) -> Result<()> {
         .await?;
     tracing::info!("resolved {revision} as {outcome}");
     Ok(())
+}
+
+/// `adopt`: take over the history of the tool that managed this database (see `adopt.rs`).
+async fn adopt(ctx: &Context<'_>, args: &AdoptArgs) -> Result<()> {
+    let graph = load(ctx).await?;
+    let request = crate::adopt::Request {
+        from: args.from,
+        dry_run: args.dry_run,
+        before_up: false,
+    };
+    crate::adopt::adopt(ctx, &graph, request).await
 }
