@@ -517,6 +517,7 @@ pub async fn detect(session: &Session, tables: &Tables) -> Result<Vec<Found>> {
             });
         }
     }
+    found.sort_by_key(|f| f.tool);
     Ok(found)
 }
 
@@ -603,8 +604,8 @@ pub async fn read(session: &Session, found: &Found) -> Result<State> {
     };
     let boolean = |value: Option<String>| -> Result<bool> {
         match value.as_deref() {
-            Some("t") => Ok(true),
-            Some("f") => Ok(false),
+            Some("t" | "true") => Ok(true),
+            Some("f" | "false") => Ok(false),
             other => Err(bad("the boolean", other.unwrap_or("NULL"))),
         }
     };
