@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{
-    self, AdoptArgs, CheckArgs, Command, DownArgs, Global, MergeArgs, NewArgs, OutputFormat,
-    ReconcileArgs, ResetArgs, ResolveArgs, StampArgs, StatusArgs, UpArgs,
+    self, CheckArgs, Command, DownArgs, Global, MergeArgs, NewArgs, OutputFormat, ReconcileArgs,
+    ResetArgs, ResolveArgs, StampArgs, StatusArgs, UpArgs,
 };
 use crate::error::{Error, FileProblem, Result};
 use crate::graph::Graph;
@@ -183,6 +183,17 @@ async fn wait_only(ctx: &Context<'_>) -> Result<()> {
         connection.describe()
     );
     Ok(())
+}
+
+/// `adopt`: take over the history of the tool that managed this database (see `adopt.rs`).
+async fn adopt(ctx: &Context<'_>, args: &config::AdoptArgs) -> Result<()> {
+    let graph = load(ctx).await?;
+    let request = crate::adopt::Request {
+        from: args.from,
+        dry_run: args.dry_run,
+        before_up: false,
+    };
+    crate::adopt::adopt(ctx, &graph, request).await
 }
 
 /// `up`: bring the database to every head, a revision, or N steps further.
@@ -806,15 +817,4 @@ async fn resolve(ctx: &Context<'_>, args: &ResolveArgs) -> Result<()> {
         .await?;
     tracing::info!("resolved {revision} as {outcome}");
     Ok(())
-}
-
-/// `adopt`: take over the history of the tool that managed this database (see `adopt.rs`).
-async fn adopt(ctx: &Context<'_>, args: &AdoptArgs) -> Result<()> {
-    let graph = load(ctx).await?;
-    let request = crate::adopt::Request {
-        from: args.from,
-        dry_run: args.dry_run,
-        before_up: false,
-    };
-    crate::adopt::adopt(ctx, &graph, request).await
 }
