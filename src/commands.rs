@@ -58,6 +58,7 @@ pub async fn run(command: &Command, ctx: &Context<'_>) -> Result<Finish> {
         Command::Resolve(args) => resolve(ctx, args).await,
         Command::Repair(args) => repair(ctx, args).await,
         Command::Wait => wait_only(ctx).await,
+        Command::Adopt(args) => adopt(ctx, args).await,
     }?;
     Ok(Finish::Exit)
 }
@@ -189,6 +190,17 @@ async fn wait_only(ctx: &Context<'_>) -> Result<()> {
     Ok(())
 }
 
+/// `adopt`: take over the history of the tool that managed this database (see `adopt.rs`).
+async fn adopt(ctx: &Context<'_>, args: &config::AdoptArgs) -> Result<()> {
+    let graph = load(ctx).await?;
+    let request = crate::adopt::Request {
+        from: args.from,
+        dry_run: args.dry_run,
+        before_up: false,
+    };
+    crate::adopt::adopt(ctx, &graph, request).await
+}
+
 /// `up`: bring the database to every head, a revision, or N steps further.
 async fn up(ctx: &Context<'_>, args: &UpArgs) -> Result<Finish> {
     let graph = load(ctx).await?;
@@ -218,6 +230,14 @@ async fn up(ctx: &Context<'_>, args: &UpArgs) -> Result<Finish> {
             heads.len(),
             revisions(&graph, &heads)
         );
+    }
+    if let Some(from) = args.adopt {
+        let request = crate::adopt::Request {
+            from,
+            dry_run: false,
+            before_up: true,
+        };
+        crate::adopt::adopt(ctx, &graph, request).await?;
     }
     let mut migrator = Migrator::new(ctx, &graph, options)?;
     migrator.single_transaction = args.single_transaction;

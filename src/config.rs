@@ -188,6 +188,22 @@ pub enum Command {
     /// Wait until the database accepts connections, then exit 0.
     #[command(after_help = "Example: schemagate wait --wait-timeout 30s")]
     Wait,
+    /// Take over a database another tool managed: record what its history table says is applied.
+    #[command(
+        after_help = "Examples:\n  schemagate adopt                  the one tool table present (golang-migrate, dbmate, sqlx, goose, flyway, sql-migrate, alembic)\n  schemagate adopt --from flyway    when several are present\n  schemagate adopt --dry-run        say what would be recorded\n\nRuns no migration SQL and leaves the tool's table unchanged. Refuses (exit 8) while the tool's state is dirty or failed, or when it applied revisions no file has."
+    )]
+    Adopt(AdoptArgs),
+}
+
+/// `adopt` (PRODUCT.md section 9).
+#[derive(Debug, Clone, Args)]
+pub struct AdoptArgs {
+    /// The tool whose history table to read, when several are present.
+    #[arg(long, value_enum, value_name = "TOOL")]
+    pub from: Option<crate::adopt::Tool>,
+    /// Say what would be recorded, without recording it.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// How an edited or unknown migration is treated (PRODUCT.md section 3, reconcile).
@@ -234,6 +250,10 @@ pub struct UpArgs {
     /// The command for --exec, with its arguments.
     #[arg(last = true, value_name = "CMD", requires = "exec")]
     pub command: Vec<std::ffi::OsString>,
+    /// While schemagate's history is empty, first adopt the history of the tool that managed
+    /// this database (see `adopt`); --adopt=TOOL when several tools' tables are present.
+    #[arg(long, value_name = "TOOL", num_args = 0..=1, require_equals = true, conflicts_with_all = ["sql", "dry_run"])]
+    pub adopt: Option<Option<crate::adopt::Tool>>,
 }
 
 #[derive(Debug, Clone, Args)]

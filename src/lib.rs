@@ -4,6 +4,7 @@
 //! advisory lock, applies what is pending and exits with a code an orchestrator can act
 //! on. `main.rs` only parses the command line and maps [`Error`] to an exit code.
 
+pub mod adopt;
 pub mod apply;
 pub mod commands;
 pub mod config;
