@@ -10,6 +10,10 @@
 //! like one would block the read (and the container start) forever, so it is refused from
 //! readdir's file type (free) or, for a symlink, from one stat of its target, and every
 //! open is non-blocking in case the file is swapped after the listing.
+//!
+//! Another tool's folder is read through its `layout` (`--layout`, or detected: from the
+//! names first, which are free, then from the markers in the bytes already read, so the
+//! native no-op run pays one substring search per file and nothing else).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
@@ -18,11 +22,13 @@ use std::path::Path;
 
 use crate::error::{Error, FileProblem, Result};
 use crate::graph::Graph;
+use crate::layout::{self, Layout};
 use crate::migration;
 
 /// Reads and validates every `*.sql` file of `dir` (not recursive; other files and hidden
-/// files are ignored, so a README can sit beside the migrations).
-pub fn load(dir: &Path) -> Result<Graph> {
+/// files are ignored, so a README can sit beside the migrations), as `layout` says or,
+/// when `None`, as the folder shows.
+pub fn load(dir: &Path, layout: Option<Layout>) -> Result<Graph> {
     let entries = fs::read_dir(dir).map_err(|e| {
         Error::Usage(format!(
             "cannot read the migrations folder {}: {e}; set --migrations or SCHEMAGATE_MIGRATIONS",
@@ -40,7 +46,7 @@ pub fn load(dir: &Path) -> Result<Graph> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else {
             let shown = name.to_string_lossy().into_owned();
-            if shown.ends_with(".sql") {
+            if layout::is_candidate(&shown) {
                 files.push(Err(FileProblem::new(
                     dir.join(&shown).display().to_string(),
                     None,
@@ -49,7 +55,7 @@ pub fn load(dir: &Path) -> Result<Graph> {
             }
             continue;
         };
-        if name.starts_with('.') || !name.ends_with(".sql") {
+        if name.starts_with('.') || !layout::is_candidate(name) {
             continue;
         }
         match kind(&entry) {
@@ -66,27 +72,98 @@ pub fn load(dir: &Path) -> Result<Graph> {
         }
     }
 
-    let names: Vec<String> = files
+    let mut names: Vec<String> = files
         .iter()
         .filter_map(|f| f.as_ref().ok().cloned())
         .collect();
     let mut problems: Vec<FileProblem> = files.into_iter().filter_map(Result::err).collect();
+    let shown_dir = dir.display().to_string();
+    let by_names = match layout {
+        Some(_) => None,
+        None => Some(layout::by_names(&shown_dir, &names)),
+    };
+    if let Some(layout::ByNames::Mixed(problem)) = by_names {
+        problems.push(problem);
+        return Err(Error::InvalidFiles(problems));
+    }
+    // `.sql.conf` files are Flyway's: a native folder ignores them, as it always did.
+    let flyway = layout == Some(Layout::Flyway) || by_names == Some(layout::ByNames::Flyway);
+    let foreign = layout.is_some_and(|l| !l.is_native())
+        || matches!(
+            by_names,
+            Some(layout::ByNames::Pairs { .. } | layout::ByNames::Flyway)
+        );
+    if !flyway && !foreign {
+        names.retain(|n| n.ends_with(".sql"));
+    }
+
+    let read: Vec<Loaded> = on_every_core(&names, |n| read_file(dir, n));
+    let mut files = Vec::with_capacity(read.len());
+    for outcome in read {
+        match outcome {
+            Ok(file) => files.push(file),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    let layout = match (layout, &by_names) {
+        (Some(layout), _) => layout,
+        (None, Some(by_names)) => {
+            let marks: Vec<(&str, layout::Marks)> = files
+                .iter()
+                .map(|f| (f.file.name.as_str(), f.marks))
+                .collect();
+            match layout::by_marks(&shown_dir, by_names, &marks) {
+                Ok(layout) => layout,
+                Err(problem) => {
+                    problems.push(problem);
+                    return Err(Error::InvalidFiles(problems));
+                }
+            }
+        }
+        (None, None) => Layout::Schemagate,
+    };
+    tracing::debug!("reading {} as a {layout} folder", dir.display());
+
+    let mut migrations = Vec::with_capacity(files.len());
+    if layout.is_native() {
+        let parsed: Vec<Parsed> = on_every_core(&files, |f| {
+            let bytes = match layout {
+                Layout::Dbmate => layout::dbmate_markers(&f.file.bytes),
+                _ => std::borrow::Cow::Borrowed(f.file.bytes.as_slice()),
+            };
+            migration::parse(&f.file.path, &f.file.name, &bytes)
+        });
+        for outcome in parsed {
+            match outcome {
+                Ok(m) => migrations.push(m),
+                Err(mut file_problems) => problems.append(&mut file_problems),
+            }
+        }
+    } else {
+        let files: Vec<layout::File> = files.into_iter().map(|f| f.file).collect();
+        let (mut read, mut more) = layout::read(layout, &shown_dir, &files);
+        migrations.append(&mut read);
+        problems.append(&mut more);
+    }
+    if !problems.is_empty() {
+        problems.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
+        return Err(Error::InvalidFiles(problems));
+    }
+    Graph::build(migrations).map_err(Error::InvalidFiles)
+}
+
+/// `work` over `items` on every core (at most 8), in order.
+fn on_every_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .clamp(1, 8);
-    let chunk = names.len().div_ceil(threads).max(64);
-    let parsed: Vec<Parsed> = std::thread::scope(|scope| {
-        let workers: Vec<_> = names
+    let chunk = items.len().div_ceil(threads).max(64);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
             .chunks(chunk)
-            .map(|names| {
-                scope.spawn(move || {
-                    names
-                        .iter()
-                        .map(|n| read_and_parse(dir, n))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|items| scope.spawn(move || items.iter().map(work).collect::<Vec<_>>()))
             .collect();
         workers
             .into_iter()
@@ -96,19 +173,7 @@ pub fn load(dir: &Path) -> Result<Graph> {
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
             .collect()
-    });
-    let mut migrations = Vec::with_capacity(parsed.len());
-    for outcome in parsed {
-        match outcome {
-            Ok(m) => migrations.push(m),
-            Err(mut file_problems) => problems.append(&mut file_problems),
-        }
-    }
-    if !problems.is_empty() {
-        problems.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
-        return Err(Error::InvalidFiles(problems));
-    }
-    Graph::build(migrations).map_err(Error::InvalidFiles)
+    })
 }
 
 enum Kind {
@@ -139,7 +204,15 @@ fn kind(entry: &fs::DirEntry) -> Kind {
 
 type Parsed = std::result::Result<migration::Migration, Vec<FileProblem>>;
 
-fn read_and_parse(dir: &Path, name: &str) -> Parsed {
+/// A file's bytes, and what its markers say for detection.
+struct ReadFile {
+    file: layout::File,
+    marks: layout::Marks,
+}
+
+type Loaded = std::result::Result<ReadFile, FileProblem>;
+
+fn read_file(dir: &Path, name: &str) -> Loaded {
     let path = dir.join(name);
     let shown = path.display().to_string();
     let mut bytes = Vec::with_capacity(4096);
@@ -150,11 +223,14 @@ fn read_and_parse(dir: &Path, name: &str) -> Parsed {
         .custom_flags(libc::O_NONBLOCK)
         .open(&path);
     match file.and_then(|file: File| file.take(u64::MAX).read_to_end(&mut bytes)) {
-        Ok(_) => migration::parse(&shown, name, &bytes),
-        Err(e) => Err(vec![FileProblem::new(
-            shown,
-            None,
-            format!("cannot read: {e}"),
-        )]),
+        Ok(_) => Ok(ReadFile {
+            marks: layout::marks(&bytes),
+            file: layout::File {
+                name: name.to_string(),
+                path: shown,
+                bytes,
+            },
+        }),
+        Err(e) => Err(FileProblem::new(shown, None, format!("cannot read: {e}"))),
     }
 }
