@@ -122,7 +122,11 @@ pub fn load(dir: &Path, layout: Option<Layout>) -> Result<Graph> {
         }
         (None, None) => Layout::Schemagate,
     };
-    tracing::debug!("reading {} as a {layout} folder", dir.display());
+    if layout.is_native() {
+        tracing::debug!("reading {} as a {layout} folder", dir.display());
+    } else {
+        tracing::info!("reading {} as a {layout} folder", dir.display());
+    }
 
     let mut migrations = Vec::with_capacity(files.len());
     if layout.is_native() {
