@@ -97,20 +97,35 @@ pub fn load(dir: &Path, layout: Option<Layout>) -> Result<Graph> {
         names.retain(|n| n.ends_with(".sql"));
     }
 
-    let read: Vec<Loaded> = on_every_core(&names, |n| read_file(dir, n));
-    let mut files = Vec::with_capacity(read.len());
-    for outcome in read {
-        match outcome {
-            Ok(file) => files.push(file),
-            Err(problem) => problems.push(problem),
+    // A folder that is (or may well be) native is parsed as it is read, so each file's
+    // bytes are dropped at once, as before layouts; only a file with another tool's
+    // markers is kept until the layout is known.
+    let speculate = match layout {
+        Some(layout) => layout.is_native(),
+        None => by_names == Some(layout::ByNames::Plain),
+    };
+    let native = layout
+        .filter(|l| l.is_native())
+        .unwrap_or(Layout::Schemagate);
+    let detect = layout.is_none();
+    let read: Vec<Early> = on_every_core(&names, |n| match read_file(dir, n, detect) {
+        Err(problem) => Early::Failed(problem),
+        Ok(f) if speculate && (layout.is_some() || !(f.marks.goose || f.marks.sql_migrate)) => {
+            Early::Parsed(f.marks, parse_native(native, &f.file))
         }
-    }
+        Ok(f) => Early::Kept(f),
+    });
     let layout = match (layout, &by_names) {
         (Some(layout), _) => layout,
         (None, Some(by_names)) => {
-            let marks: Vec<(&str, layout::Marks)> = files
+            let marks: Vec<(&str, layout::Marks)> = names
                 .iter()
-                .map(|f| (f.file.name.as_str(), f.marks))
+                .zip(&read)
+                .filter_map(|(name, early)| match early {
+                    Early::Parsed(marks, _) => Some((name.as_str(), *marks)),
+                    Early::Kept(f) => Some((name.as_str(), f.marks)),
+                    Early::Failed(_) => None,
+                })
                 .collect();
             match layout::by_marks(&shown_dir, by_names, &marks) {
                 Ok(layout) => layout,
@@ -128,23 +143,36 @@ pub fn load(dir: &Path, layout: Option<Layout>) -> Result<Graph> {
         tracing::info!("reading {} as a {layout} folder", dir.display());
     }
 
-    let mut migrations = Vec::with_capacity(files.len());
-    if layout.is_native() {
-        let parsed: Vec<Parsed> = on_every_core(&files, |f| {
-            let bytes = match layout {
-                Layout::Dbmate => layout::dbmate_markers(&f.file.bytes),
-                _ => std::borrow::Cow::Borrowed(f.file.bytes.as_slice()),
-            };
-            migration::parse(&f.file.path, &f.file.name, &bytes)
-        });
-        for outcome in parsed {
-            match outcome {
-                Ok(m) => migrations.push(m),
-                Err(mut file_problems) => problems.append(&mut file_problems),
+    let mut migrations = Vec::with_capacity(read.len());
+    let mut files = Vec::new();
+    for (name, early) in names.iter().zip(read) {
+        let parsed = match early {
+            Early::Failed(problem) => {
+                problems.push(problem);
+                continue;
             }
+            Early::Kept(f) if layout.is_native() => parse_native(layout, &f.file),
+            Early::Kept(f) => {
+                files.push(f.file);
+                continue;
+            }
+            Early::Parsed(_, parsed) if layout.is_native() => parsed,
+            // Parsed as native before the markers of other files said otherwise (rare:
+            // such a file is then usually an error of that layout): read it again.
+            Early::Parsed(..) => {
+                match read_file(dir, name, false) {
+                    Ok(f) => files.push(f.file),
+                    Err(problem) => problems.push(problem),
+                }
+                continue;
+            }
+        };
+        match parsed {
+            Ok(m) => migrations.push(m),
+            Err(mut file_problems) => problems.append(&mut file_problems),
         }
-    } else {
-        let files: Vec<layout::File> = files.into_iter().map(|f| f.file).collect();
+    }
+    if !layout.is_native() {
         let (mut read, mut more) = layout::read(layout, &shown_dir, &files);
         migrations.append(&mut read);
         problems.append(&mut more);
@@ -216,7 +244,25 @@ struct ReadFile {
 
 type Loaded = std::result::Result<ReadFile, FileProblem>;
 
-fn read_file(dir: &Path, name: &str) -> Loaded {
+/// A file after the first pass.
+enum Early {
+    Failed(FileProblem),
+    /// Parsed in the native format, its bytes dropped.
+    Parsed(layout::Marks, Parsed),
+    /// Kept until the layout is known.
+    Kept(ReadFile),
+}
+
+fn parse_native(layout: Layout, file: &layout::File) -> Parsed {
+    let bytes = match layout {
+        Layout::Dbmate => layout::dbmate_markers(&file.bytes),
+        _ => std::borrow::Cow::Borrowed(file.bytes.as_slice()),
+    };
+    migration::parse(&file.path, &file.name, &bytes)
+}
+
+/// `detect`: also find the file's markers (only needed when no `--layout` was given).
+fn read_file(dir: &Path, name: &str, detect: bool) -> Loaded {
     let path = dir.join(name);
     let shown = path.display().to_string();
     let mut bytes = Vec::with_capacity(4096);
@@ -228,7 +274,11 @@ fn read_file(dir: &Path, name: &str) -> Loaded {
         .open(&path);
     match file.and_then(|file: File| file.take(u64::MAX).read_to_end(&mut bytes)) {
         Ok(_) => Ok(ReadFile {
-            marks: layout::marks(&bytes),
+            marks: if detect {
+                layout::marks(&bytes)
+            } else {
+                layout::Marks::default()
+            },
             file: layout::File {
                 name: name.to_string(),
                 path: shown,

@@ -217,21 +217,22 @@ pub struct Marks {
 }
 
 pub fn marks(bytes: &[u8]) -> Marks {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return Marks::default();
+    // Most files hold no `+` at all: one byte scan settles goose and sql-migrate.
+    let plus = bytes.contains(&b'+');
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+    let marked = |word: &[u8]| {
+        bytes.split(|&b| b == b'\n').any(|l| {
+            l.strip_prefix(b"--")
+                .is_some_and(|rest| rest.trim_ascii_start().starts_with(word))
+        })
     };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let marked = |word: &str| {
-        text.contains(word)
-            && text
-                .lines()
-                .any(|l| l.starts_with("--") && l[2..].trim_start().starts_with(word))
-    };
+    let native = marked(b"migrate:");
+    let text = bytes;
     Marks {
-        goose: marked("+goose"),
-        sql_migrate: marked("+migrate"),
-        native: marked("migrate:"),
-        no_transaction: text.starts_with("-- no-transaction"),
+        goose: plus && marked(b"+goose"),
+        sql_migrate: plus && marked(b"+migrate"),
+        native,
+        no_transaction: text.starts_with(b"-- no-transaction"),
     }
 }
 
