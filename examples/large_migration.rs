@@ -103,7 +103,7 @@ fn build(shape: &Shape, bytes: usize) -> String {
 fn measure(dir: &Path, shape: &Shape, text: &str) -> Result<(Duration, usize), String> {
     fs::write(dir.join("1_big.sql"), text).map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let graph = source::load(dir).map_err(|e| format!("{}: {e}", shape.name))?;
+    let graph = source::load(dir, None).map_err(|e| format!("{}: {e}", shape.name))?;
     let up = &graph.migration(0).up;
     let statements = if shape.transaction_false {
         split::split(&up.sql).map_err(|e| e.to_string())?.len()

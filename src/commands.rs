@@ -102,11 +102,12 @@ fn no_migrations(dir: &Path, what: &str) -> Error {
 /// not `spawn_blocking`, because dropping the runtime would wait for a blocked one.
 async fn load_any(ctx: &Context<'_>) -> Result<Graph> {
     let dir = ctx.global.migrations.clone();
+    let layout = ctx.global.layout;
     let (done, loaded) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("load".into())
         .spawn(move || {
-            let _ = done.send(source::load(&dir));
+            let _ = done.send(source::load(&dir, layout));
         })
         .map_err(|e| Error::Internal(format!("cannot start a thread to read the files: {e}")))?;
     tokio::select! {
@@ -523,9 +524,9 @@ async fn history(ctx: &Context<'_>, verbose: bool, offline: bool) -> Result<()> 
 }
 
 /// The files of `dir`, or none yet: `new` starts a project's first migration.
-fn load_or_empty(dir: &Path) -> Result<Graph> {
+fn load_or_empty(dir: &Path, layout: Option<crate::layout::Layout>) -> Result<Graph> {
     if dir.exists() {
-        source::load(dir)
+        source::load(dir, layout)
     } else {
         Graph::build(Vec::new()).map_err(Error::InvalidFiles)
     }
@@ -533,7 +534,7 @@ fn load_or_empty(dir: &Path) -> Result<Graph> {
 
 fn new(ctx: &Context<'_>, args: &NewArgs) -> Result<()> {
     let dir = &ctx.global.migrations;
-    let graph = load_or_empty(dir)?;
+    let graph = load_or_empty(dir, ctx.global.layout)?;
     let message = args
         .message
         .as_deref()

@@ -47,6 +47,11 @@ pub struct Global {
     )]
     pub migrations: PathBuf,
 
+    /// Whose folder layout to read: schemagate, dbmate, golang-migrate, sqlx, goose, flyway,
+    /// sql-migrate [default: detected from the folder].
+    #[arg(long, env = "SCHEMAGATE_LAYOUT", value_enum, global = true)]
+    pub layout: Option<crate::layout::Layout>,
+
     /// Let up, check, validate, down, redo, reset and stamp run on an empty or missing
     /// migrations folder (by default that is exit 3: usually a volume not mounted there).
     #[arg(long, env = "SCHEMAGATE_ALLOW_EMPTY", global = true)]

@@ -15,6 +15,7 @@ pub mod guard;
 pub mod history;
 pub mod identity;
 pub mod interrupt;
+pub mod layout;
 pub mod lock;
 pub mod migration;
 pub mod migrator;

@@ -176,36 +176,7 @@ pub fn parse(path: &str, file_name: &str, bytes: &[u8]) -> Result<Migration, Vec
     let (revision, description) =
         parse_file_name(file_name).map_err(|message| vec![problem(None, message)])?;
 
-    let text = match std::str::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => {
-            let line = bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1;
-            return Err(vec![problem(
-                Some(line),
-                "the file is not valid UTF-8: save it as UTF-8".to_string(),
-            )]);
-        }
-    };
-    // The protocol sends SQL as C strings: the server could never receive this file.
-    if let Some(at) = text.find('\0') {
-        let line = text[..at].matches('\n').count() + 1;
-        return Err(vec![problem(
-            Some(line),
-            "the file contains a NUL byte, which PostgreSQL cannot receive in SQL: remove it"
-                .to_string(),
-        )]);
-    }
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    // Copied only when there is something to change: a migration may be tens of MB.
-    let text: Cow<str> = if text.contains("\r\n") {
-        Cow::Owned(text.replace("\r\n", "\n"))
-    } else {
-        Cow::Borrowed(text)
-    };
+    let text = decode(path, bytes).map_err(|p| vec![p])?;
 
     let mut problems = Vec::new();
     let mut revises = None;
@@ -376,6 +347,101 @@ pub fn unfinished_problem(m: &Migration) -> FileProblem {
     )
 }
 
+/// A file's text as every layout reads it: UTF-8 without NUL bytes, a BOM dropped and
+/// CRLF read as LF (so a checksum does not depend on the editor).
+pub fn decode<'a>(path: &str, bytes: &'a [u8]) -> Result<Cow<'a, str>, FileProblem> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            return Err(FileProblem::new(
+                path,
+                Some(line),
+                "the file is not valid UTF-8: save it as UTF-8",
+            ));
+        }
+    };
+    // The protocol sends SQL as C strings: the server could never receive this file.
+    if let Some(at) = text.find('\0') {
+        let line = text[..at].matches('\n').count() + 1;
+        return Err(FileProblem::new(
+            path,
+            Some(line),
+            "the file contains a NUL byte, which PostgreSQL cannot receive in SQL: remove it",
+        ));
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // Copied only when there is something to change: a migration may be tens of MB.
+    Ok(if text.contains("\r\n") {
+        Cow::Owned(text.replace("\r\n", "\n"))
+    } else {
+        Cow::Borrowed(text)
+    })
+}
+
+/// How another tool's layout spells what a message tells the user to write.
+#[derive(Debug, Clone, Copy)]
+pub struct Spelling {
+    /// Where a section's SQL goes, e.g. "below `-- +goose Up`".
+    pub up: &'static str,
+    pub down: &'static str,
+    /// How to run a section outside a transaction, e.g. "add `-- +goose NO TRANSACTION`".
+    pub no_transaction: &'static str,
+}
+
+/// A migration read from another tool's layout (`crate::layout`): the same checks as a
+/// native file's sections, with that tool's spelling in the messages. It revises the
+/// migration before it: those tools have no graph.
+pub fn foreign(
+    path: &str,
+    down_path: Option<&str>,
+    revision: String,
+    description: String,
+    up: Section,
+    down: Option<Section>,
+    spelling: &Spelling,
+) -> Result<Migration, Vec<FileProblem>> {
+    let mut problems = Vec::new();
+    // Those tools run an empty file as a no-op, so it is not an error here.
+    check_spelled(path, "up", &up, false, spelling, &mut problems);
+    if let Some(down) = &down {
+        let down_path = down_path.unwrap_or(path);
+        check_spelled(down_path, "down", down, false, spelling, &mut problems);
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let checksum = checksum(&up);
+    Ok(Migration {
+        revision,
+        description,
+        path: path.to_string(),
+        revises: None,
+        revises_line: None,
+        up,
+        down,
+        checksum,
+        unfinished: false,
+    })
+}
+
+impl Migration {
+    /// A Flyway repeatable migration (`R__<desc>.sql`, revision `R__<desc>`): applied
+    /// after the versioned ones and again whenever its checksum changes. No native or
+    /// other layout's revision can start so (`_` is not allowed in native ids, the
+    /// sql-migrate layout refuses such names).
+    pub fn is_repeatable(&self) -> bool {
+        self.revision.starts_with(REPEATABLE_PREFIX)
+    }
+}
+
+/// The revision prefix of Flyway's repeatable migrations.
+pub const REPEATABLE_PREFIX: &str = "R__";
+
 /// Whether `line` is a directive or would be read as a mistyped one.
 pub fn looks_like_directive(line: &str) -> bool {
     !matches!(classify(line), Line::Plain)
@@ -483,6 +549,44 @@ fn check_section(
     must_have_sql: bool,
     problems: &mut Vec<FileProblem>,
 ) {
+    let below = format!("below `-- migrate:{name}`");
+    let no_transaction = format!("mark the section `-- migrate:{name} transaction:false`");
+    check_hinted(
+        path,
+        name,
+        section,
+        must_have_sql,
+        (&below, &no_transaction),
+        problems,
+    );
+}
+
+fn check_spelled(
+    path: &str,
+    name: &str,
+    section: &Section,
+    must_have_sql: bool,
+    spelling: &Spelling,
+    problems: &mut Vec<FileProblem>,
+) {
+    let below = if name == "up" {
+        spelling.up
+    } else {
+        spelling.down
+    };
+    let hints = (below, spelling.no_transaction);
+    check_hinted(path, name, section, must_have_sql, hints, problems);
+}
+
+/// `hints`: where the section's SQL goes, and how to mark it to run outside a transaction.
+fn check_hinted(
+    path: &str,
+    name: &str,
+    section: &Section,
+    must_have_sql: bool,
+    hints: (&str, &str),
+    problems: &mut Vec<FileProblem>,
+) {
     let statements = match split::split(&section.sql) {
         Ok(statements) => statements,
         Err(e) => {
@@ -502,7 +606,7 @@ fn check_section(
             // A string written for standard_conforming_strings = off may be what broke
             // this reading; the other readings still show what the server would run.
             if section.transactional {
-                control_problems(path, name, section, &[], problems);
+                control_problems(path, hints.1, section, &[], problems);
             }
             return;
         }
@@ -511,7 +615,10 @@ fn check_section(
         problems.push(FileProblem::new(
             path,
             Some(section.first_line.saturating_sub(1).max(1)),
-            format!("empty {name} section: write the migration's SQL below `-- migrate:{name}`"),
+            format!(
+                "empty {name} section: write the migration's SQL {}",
+                hints.0
+            ),
         ));
     }
     for statement in statements.iter().filter(|s| s.copy_to_stdout()) {
@@ -523,13 +630,13 @@ fn check_section(
         ));
     }
     if section.transactional {
-        control_problems(path, name, section, &statements, problems);
+        control_problems(path, hints.1, section, &statements, problems);
     }
 }
 
 fn control_problems(
     path: &str,
-    name: &str,
+    no_transaction: &str,
     section: &Section,
     statements: &[split::Statement<'_>],
     problems: &mut Vec<FileProblem>,
@@ -542,7 +649,7 @@ fn control_problems(
                 "top-level {command} in a transactional migration: schemagate runs each migration \
                  in its own transaction, as one query, and this would end, prepare or open a \
                  transaction there, separating the history row from the change. Remove it, or \
-                 mark the section `-- migrate:{name} transaction:false`"
+                 {no_transaction}"
             ),
         ));
     }

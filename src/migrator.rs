@@ -19,6 +19,7 @@ use crate::graph::Graph;
 use crate::guard::Guard;
 use crate::history::{self, Tables};
 use crate::lock::{Acquired, Lock};
+use crate::migration::Migration;
 use crate::plan::{self, AppliedRow, Options, Step};
 use crate::report::{self, plural};
 use crate::{apply, identity, lock, wait};
@@ -258,6 +259,9 @@ impl<'a> Migrator<'a> {
             m.revision,
             m.path
         );
+        if let Step::Up(_) = step {
+            self.rerun_repeatables(session, &[m]).await?;
+        }
         if let Ok(section) = crate::script::section(m, step) {
             tracing::debug!(
                 "{} {}: {} bytes of SQL from line {}, {}",
@@ -311,6 +315,7 @@ impl<'a> Migrator<'a> {
             )));
         }
         self.ctx.interrupt.check()?;
+        self.rerun_repeatables(session, &migrations).await?;
         tracing::info!(
             "applying {} migrations in one transaction",
             migrations.len()
@@ -329,6 +334,17 @@ impl<'a> Migrator<'a> {
             "committed {} migrations",
             migrations.len()
         );
+        Ok(())
+    }
+
+    /// A Flyway repeatable migration due again loses its old row first (under the lock),
+    /// so applying it records the new checksum; if that apply fails, it is simply due.
+    async fn rerun_repeatables(&self, session: &Session, migrations: &[&Migration]) -> Result<()> {
+        for m in migrations.iter().filter(|m| m.is_repeatable()) {
+            session
+                .execute(&history::delete_row(&self.tables, &m.revision))
+                .await?;
+        }
         Ok(())
     }
 

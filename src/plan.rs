@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use crate::graph::Graph;
+use crate::migration::Migration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowStatus {
@@ -241,8 +242,13 @@ pub fn reconcile(graph: &Graph, rows: &[AppliedRow], options: Options) -> Plan {
             unknown.push(row);
             continue;
         };
-        plan.applied[node] = true;
         let migration = graph.migration(node);
+        if migration.is_repeatable() {
+            // Edited since: due again, never a conflict.
+            plan.applied[node] = !repeatable_due(migration, Some(row));
+            continue;
+        }
+        plan.applied[node] = true;
         if migration.checksum != row.checksum {
             let conflict = Conflict::Changed {
                 revision: row.revision.clone(),
@@ -293,6 +299,14 @@ pub fn reconcile(graph: &Graph, rows: &[AppliedRow], options: Options) -> Plan {
         }
     }
     plan
+}
+
+/// Whether a Flyway repeatable migration is due: never applied, or applied with another
+/// checksum (its file was edited since, which for a repeatable means "run it again").
+/// A dirty row is not due: it is a conflict for `resolve`, as for any migration.
+pub fn repeatable_due(migration: &Migration, row: Option<&AppliedRow>) -> bool {
+    migration.is_repeatable()
+        && row.is_none_or(|r| r.status == RowStatus::Applied && r.checksum != migration.checksum)
 }
 
 /// "Probably the wrong folder": the database has applied revisions, the folder has files,
@@ -351,7 +365,9 @@ pub fn plan_up(
     let mut applied_descendant: Vec<Option<usize>> = vec![None; graph.len()];
     for &node in graph.topological_order().iter().rev() {
         applied_descendant[node] = graph.children(node).iter().find_map(|&c| {
-            if plan.applied[c] {
+            // A repeatable after it does not make it late: a versioned migration added after
+            // the repeatables ran is the normal case.
+            if plan.applied[c] && !graph.migration(c).is_repeatable() {
                 Some(c)
             } else {
                 applied_descendant[c]
@@ -428,11 +444,12 @@ pub fn plan_down(
         .iter()
         .rev()
         .copied()
-        .filter(|&n| plan.applied[n]);
+        // Repeatables have no down and are not reverted: they run again when edited.
+        .filter(|&n| plan.applied[n] && !graph.migration(n).is_repeatable());
     plan.pending = match to {
         DownTo::Base => newest_first.collect(),
         DownTo::Steps(n) => {
-            let applied = plan.applied.iter().filter(|&&a| a).count();
+            let applied = newest_first.clone().count();
             if n > applied {
                 return Err(format!(
                     "cannot go down {n} step{}: only {applied} migration{} applied",
@@ -507,6 +524,73 @@ mod tests {
     }
 
     const LINE: [(&str, Option<&[&str]>); 3] = [("1", None), ("2", None), ("3", None)];
+
+    /// Flyway: V1, V2 and two repeatables, in that order (a straight line).
+    const FLYWAY: [(&str, Option<&[&str]>); 4] =
+        [("1", None), ("2", None), ("R__a", None), ("R__b", None)];
+
+    #[test]
+    fn repeatables_are_due_when_new_or_edited_and_never_a_conflict() {
+        let g = graph(&FLYWAY);
+        let a = g.find("R__a").expect("R__a");
+        assert!(repeatable_due(g.migration(a), None));
+        assert!(!repeatable_due(g.migration(a), Some(&row("R__a"))));
+        let mut edited = row("R__a");
+        edited.checksum = "old".into();
+        assert!(repeatable_due(g.migration(a), Some(&edited)));
+        let mut dirty = edited.clone();
+        dirty.status = RowStatus::Failed;
+        assert!(!repeatable_due(g.migration(a), Some(&dirty)));
+        assert!(
+            !repeatable_due(g.migration(0), None),
+            "versioned ones are not repeatable"
+        );
+
+        let plan = plan_up(&g, &[], None, Options::default());
+        assert_eq!(pending(&g, &plan), ["1", "2", "R__a", "R__b"]);
+        // Edited: only it runs again, before R__b, which is applied, without out-of-order.
+        let plan = plan_up(
+            &g,
+            &[row("1"), row("2"), edited, row("R__b")],
+            None,
+            Options::default(),
+        );
+        assert!(
+            plan.conflicts.is_empty() && plan.warnings.is_empty(),
+            "{plan:?}"
+        );
+        assert_eq!(pending(&g, &plan), ["R__a"]);
+        let all = [row("1"), row("2"), row("R__a"), row("R__b")];
+        assert!(
+            plan_up(&g, &all, None, Options::default())
+                .pending
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_versioned_migration_after_applied_repeatables_is_not_late_and_down_skips_them() {
+        let g = graph(&[("1", None), ("2", None), ("3", None), ("R__a", None)]);
+        let plan = plan_up(
+            &g,
+            &[row("1"), row("2"), row("R__a")],
+            None,
+            Options::default(),
+        );
+        assert!(plan.conflicts.is_empty(), "{plan:?}");
+        assert_eq!(pending(&g, &plan), ["3"]);
+
+        let mut with_down = g.migrations().to_vec();
+        for m in &mut with_down {
+            m.down = Some(m.up.clone());
+        }
+        let with_down = Graph::build(with_down).expect("graph");
+        let all = [row("1"), row("2"), row("3"), row("R__a")];
+        let plan = plan_down(&with_down, &all, DownTo::Steps(1), Options::default()).expect("down");
+        assert_eq!(pending(&with_down, &plan), ["3"]);
+        let plan = plan_down(&with_down, &all, DownTo::Base, Options::default()).expect("down");
+        assert_eq!(pending(&with_down, &plan), ["3", "2", "1"]);
+    }
 
     #[test]
     fn fresh_database_applies_everything_in_order() {

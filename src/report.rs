@@ -69,6 +69,8 @@ pub fn entries<'a>(graph: &'a Graph, rows: &'a [AppliedRow]) -> Vec<Entry<'a>> {
                 None if m.unfinished => State::Unfinished,
                 None => State::Pending,
                 Some(r) if r.status != RowStatus::Applied => State::Dirty,
+                // A Flyway repeatable edited since it ran is due again, not in conflict.
+                Some(r) if r.checksum != m.checksum && m.is_repeatable() => State::Pending,
                 Some(r) if r.checksum != m.checksum => State::Changed,
                 Some(_) => State::Applied,
             };

@@ -10,6 +10,10 @@
 //! like one would block the read (and the container start) forever, so it is refused from
 //! readdir's file type (free) or, for a symlink, from one stat of its target, and every
 //! open is non-blocking in case the file is swapped after the listing.
+//!
+//! Another tool's folder is read through its `layout` (`--layout`, or detected: from the
+//! names first, which are free, then from the markers in the bytes already read, so the
+//! native no-op run pays one substring search per file and nothing else).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
@@ -18,11 +22,13 @@ use std::path::Path;
 
 use crate::error::{Error, FileProblem, Result};
 use crate::graph::Graph;
+use crate::layout::{self, Layout};
 use crate::migration;
 
 /// Reads and validates every `*.sql` file of `dir` (not recursive; other files and hidden
-/// files are ignored, so a README can sit beside the migrations).
-pub fn load(dir: &Path) -> Result<Graph> {
+/// files are ignored, so a README can sit beside the migrations), as `layout` says or,
+/// when `None`, as the folder shows.
+pub fn load(dir: &Path, layout: Option<Layout>) -> Result<Graph> {
     let entries = fs::read_dir(dir).map_err(|e| {
         Error::Usage(format!(
             "cannot read the migrations folder {}: {e}; set --migrations or SCHEMAGATE_MIGRATIONS",
@@ -40,7 +46,7 @@ pub fn load(dir: &Path) -> Result<Graph> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else {
             let shown = name.to_string_lossy().into_owned();
-            if shown.ends_with(".sql") {
+            if layout::is_candidate(&shown) {
                 files.push(Err(FileProblem::new(
                     dir.join(&shown).display().to_string(),
                     None,
@@ -49,7 +55,7 @@ pub fn load(dir: &Path) -> Result<Graph> {
             }
             continue;
         };
-        if name.starts_with('.') || !name.ends_with(".sql") {
+        if name.starts_with('.') || !layout::is_candidate(name) {
             continue;
         }
         match kind(&entry) {
@@ -66,27 +72,130 @@ pub fn load(dir: &Path) -> Result<Graph> {
         }
     }
 
-    let names: Vec<String> = files
+    let mut names: Vec<String> = files
         .iter()
         .filter_map(|f| f.as_ref().ok().cloned())
         .collect();
     let mut problems: Vec<FileProblem> = files.into_iter().filter_map(Result::err).collect();
+    let shown_dir = dir.display().to_string();
+    let by_names = match layout {
+        Some(_) => None,
+        None => Some(layout::by_names(&shown_dir, &names)),
+    };
+    if let Some(layout::ByNames::Mixed(problem)) = by_names {
+        problems.push(problem);
+        return Err(Error::InvalidFiles(problems));
+    }
+    // `.sql.conf` files are Flyway's: a native folder ignores them, as it always did.
+    let flyway = layout == Some(Layout::Flyway) || by_names == Some(layout::ByNames::Flyway);
+    let foreign = layout.is_some_and(|l| !l.is_native())
+        || matches!(
+            by_names,
+            Some(layout::ByNames::Pairs { .. } | layout::ByNames::Flyway)
+        );
+    if !flyway && !foreign {
+        names.retain(|n| n.ends_with(".sql"));
+    }
+
+    // A folder that is (or may well be) native is parsed as it is read, so each file's
+    // bytes are dropped at once, as before layouts; only a file with another tool's
+    // markers is kept until the layout is known.
+    let speculate = match layout {
+        Some(layout) => layout.is_native(),
+        None => by_names == Some(layout::ByNames::Plain),
+    };
+    let native = layout
+        .filter(|l| l.is_native())
+        .unwrap_or(Layout::Schemagate);
+    let detect = layout.is_none();
+    let read: Vec<Early> = on_every_core(&names, |n| match read_file(dir, n, detect) {
+        Err(problem) => Early::Failed(problem),
+        Ok(f) if speculate && (layout.is_some() || !(f.marks.goose || f.marks.sql_migrate)) => {
+            Early::Parsed(f.marks, parse_native(native, &f.file))
+        }
+        Ok(f) => Early::Kept(f),
+    });
+    let layout = match (layout, &by_names) {
+        (Some(layout), _) => layout,
+        (None, Some(by_names)) => {
+            let marks: Vec<(&str, layout::Marks)> = names
+                .iter()
+                .zip(&read)
+                .filter_map(|(name, early)| match early {
+                    Early::Parsed(marks, _) => Some((name.as_str(), *marks)),
+                    Early::Kept(f) => Some((name.as_str(), f.marks)),
+                    Early::Failed(_) => None,
+                })
+                .collect();
+            match layout::by_marks(&shown_dir, by_names, &marks) {
+                Ok(layout) => layout,
+                Err(problem) => {
+                    problems.push(problem);
+                    return Err(Error::InvalidFiles(problems));
+                }
+            }
+        }
+        (None, None) => Layout::Schemagate,
+    };
+    if layout.is_native() {
+        tracing::debug!("reading {} as a {layout} folder", dir.display());
+    } else {
+        tracing::info!("reading {} as a {layout} folder", dir.display());
+    }
+
+    let mut migrations = Vec::with_capacity(read.len());
+    let mut files = Vec::new();
+    for (name, early) in names.iter().zip(read) {
+        let parsed = match early {
+            Early::Failed(problem) => {
+                problems.push(problem);
+                continue;
+            }
+            Early::Kept(f) if layout.is_native() => parse_native(layout, &f.file),
+            Early::Kept(f) => {
+                files.push(f.file);
+                continue;
+            }
+            Early::Parsed(_, parsed) if layout.is_native() => parsed,
+            // Parsed as native before the markers of other files said otherwise (rare:
+            // such a file is then usually an error of that layout): read it again.
+            Early::Parsed(..) => {
+                match read_file(dir, name, false) {
+                    Ok(f) => files.push(f.file),
+                    Err(problem) => problems.push(problem),
+                }
+                continue;
+            }
+        };
+        match parsed {
+            Ok(m) => migrations.push(m),
+            Err(mut file_problems) => problems.append(&mut file_problems),
+        }
+    }
+    if !layout.is_native() {
+        let (mut read, mut more) = layout::read(layout, &shown_dir, &files);
+        migrations.append(&mut read);
+        problems.append(&mut more);
+    }
+    if !problems.is_empty() {
+        problems.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
+        return Err(Error::InvalidFiles(problems));
+    }
+    Graph::build(migrations).map_err(Error::InvalidFiles)
+}
+
+/// `work` over `items` on every core (at most 8), in order.
+fn on_every_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .clamp(1, 8);
-    let chunk = names.len().div_ceil(threads).max(64);
-    let parsed: Vec<Parsed> = std::thread::scope(|scope| {
-        let workers: Vec<_> = names
+    let chunk = items.len().div_ceil(threads).max(64);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
             .chunks(chunk)
-            .map(|names| {
-                scope.spawn(move || {
-                    names
-                        .iter()
-                        .map(|n| read_and_parse(dir, n))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|items| scope.spawn(move || items.iter().map(work).collect::<Vec<_>>()))
             .collect();
         workers
             .into_iter()
@@ -96,19 +205,7 @@ pub fn load(dir: &Path) -> Result<Graph> {
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
             .collect()
-    });
-    let mut migrations = Vec::with_capacity(parsed.len());
-    for outcome in parsed {
-        match outcome {
-            Ok(m) => migrations.push(m),
-            Err(mut file_problems) => problems.append(&mut file_problems),
-        }
-    }
-    if !problems.is_empty() {
-        problems.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
-        return Err(Error::InvalidFiles(problems));
-    }
-    Graph::build(migrations).map_err(Error::InvalidFiles)
+    })
 }
 
 enum Kind {
@@ -139,7 +236,33 @@ fn kind(entry: &fs::DirEntry) -> Kind {
 
 type Parsed = std::result::Result<migration::Migration, Vec<FileProblem>>;
 
-fn read_and_parse(dir: &Path, name: &str) -> Parsed {
+/// A file's bytes, and what its markers say for detection.
+struct ReadFile {
+    file: layout::File,
+    marks: layout::Marks,
+}
+
+type Loaded = std::result::Result<ReadFile, FileProblem>;
+
+/// A file after the first pass.
+enum Early {
+    Failed(FileProblem),
+    /// Parsed in the native format, its bytes dropped.
+    Parsed(layout::Marks, Parsed),
+    /// Kept until the layout is known.
+    Kept(ReadFile),
+}
+
+fn parse_native(layout: Layout, file: &layout::File) -> Parsed {
+    let bytes = match layout {
+        Layout::Dbmate => layout::dbmate_markers(&file.bytes),
+        _ => std::borrow::Cow::Borrowed(file.bytes.as_slice()),
+    };
+    migration::parse(&file.path, &file.name, &bytes)
+}
+
+/// `detect`: also find the file's markers (only needed when no `--layout` was given).
+fn read_file(dir: &Path, name: &str, detect: bool) -> Loaded {
     let path = dir.join(name);
     let shown = path.display().to_string();
     let mut bytes = Vec::with_capacity(4096);
@@ -150,11 +273,18 @@ fn read_and_parse(dir: &Path, name: &str) -> Parsed {
         .custom_flags(libc::O_NONBLOCK)
         .open(&path);
     match file.and_then(|file: File| file.take(u64::MAX).read_to_end(&mut bytes)) {
-        Ok(_) => migration::parse(&shown, name, &bytes),
-        Err(e) => Err(vec![FileProblem::new(
-            shown,
-            None,
-            format!("cannot read: {e}"),
-        )]),
+        Ok(_) => Ok(ReadFile {
+            marks: if detect {
+                layout::marks(&bytes)
+            } else {
+                layout::Marks::default()
+            },
+            file: layout::File {
+                name: name.to_string(),
+                path: shown,
+                bytes,
+            },
+        }),
+        Err(e) => Err(FileProblem::new(shown, None, format!("cannot read: {e}"))),
     }
 }
