@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use schemagate::commands::{self, Context, Finish};
-use schemagate::config::Cli;
+use schemagate::config::{Cli, LogFormat};
 use schemagate::error::Error;
 use schemagate::interrupt::Interrupt;
 use schemagate::output::{self, event};
@@ -33,37 +33,49 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let format = cli.global.log_format;
     let outcome = std::panic::catch_unwind(|| runtime.block_on(run(cli, started)));
     // The runtime (its signal handlers, its sockets) goes before an exec.
     drop(runtime);
     match outcome {
-        Ok(Ok(Finish::Exit)) => finished(started, 0),
+        Ok(Ok(Finish::Exit)) => finished(started, 0, format),
         Ok(Ok(Finish::Exec(command))) => {
             // The run is over; the process goes on as CMD.
-            finished(started, 0);
+            finished(started, 0, format);
             exec(&command)
         }
         // Logging not started: nothing to log on.
         Ok(Err(Failed::Early(code))) => ExitCode::from(code as u8),
-        Ok(Err(Failed::Logged(code))) => finished(started, code),
+        Ok(Err(Failed::Logged(code))) => finished(started, code, format),
         // The panic hook printed it.
-        Err(_) => finished(started, 1),
+        Err(_) => finished(started, 1, format),
     }
 }
 
-/// The last log line of every run: `run.finished` with its exit code.
-fn finished(started: Instant, code: i32) -> ExitCode {
+/// The last log line of every run: `run.finished` with its exit code. Machines (JSON)
+/// get it at info; people (text) have the shell's exit code and the lines before it, and
+/// a read-only command stays quiet on stderr, so for them it is a debug line.
+fn finished(started: Instant, code: i32, format: LogFormat) -> ExitCode {
     let (applied, reverted) = output::tally();
     let took = started.elapsed();
-    tracing::info!(
-        event = event::RUN_FINISHED,
-        exit_code = code,
-        duration_ms = took.as_millis() as u64,
-        applied,
-        reverted,
-        "run finished with exit code {code} in {}",
-        schemagate::report::duration(took)
-    );
+    macro_rules! finished_at {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                event = event::RUN_FINISHED,
+                exit_code = code,
+                duration_ms = took.as_millis() as u64,
+                applied,
+                reverted,
+                "run finished with exit code {code} in {}",
+                schemagate::report::duration(took)
+            )
+        };
+    }
+    match format {
+        LogFormat::Json => finished_at!(tracing::Level::INFO),
+        LogFormat::Text => finished_at!(tracing::Level::DEBUG),
+    }
     ExitCode::from(code as u8)
 }
 
@@ -126,6 +138,7 @@ async fn run(cli: Cli, started: Instant) -> Result<Finish, Failed> {
         }
     };
     let watchdog = interrupt.clone();
+    let format = cli.global.log_format;
     tokio::spawn(async move {
         let signal = watchdog.wait().await;
         tokio::time::sleep(SIGNAL_GRACE).await;
@@ -135,7 +148,7 @@ async fn run(cli: Cli, started: Instant) -> Result<Finish, Failed> {
             "still busy {} after the signal: exiting now",
             schemagate::report::duration(SIGNAL_GRACE)
         );
-        finished(started, code);
+        finished(started, code, format);
         std::process::exit(code);
     });
     let ctx = Context {

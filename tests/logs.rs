@@ -264,8 +264,20 @@ fn every_ending_logs_run_finished_even_before_a_database_is_asked() {
 fn text_logs_stay_for_people() {
     let (_db, url) = fresh_database("text_logs");
     let outcome = Run::on(&url, &tables(2), &["up"]).run();
-    outcome.expect(0).stderr_has("run finished");
+    outcome
+        .expect(0)
+        .stderr_has("advisory lock acquired duration_ms=");
     assert!(!outcome.stderr.contains("event="), "{}", outcome.stderr);
+    // The exit code is the shell's to show; `run.finished` is for machines and debug.
+    assert!(
+        !outcome.stderr.contains("run finished"),
+        "{}",
+        outcome.stderr
+    );
+    let debug = Run::on(&url, &tables(2), &["up", "--log-level", "debug"]).run();
+    debug
+        .expect(0)
+        .stderr_has("run finished with exit code 0 in ");
     assert!(!outcome.stderr.contains('\u{1b}'), "colour on a pipe");
 }
 
