@@ -689,12 +689,12 @@ async fn report(session: &Session, label: &str, started: Instant) {
         (None, None) => "working (no wait event)".to_string(),
     };
     tracing::info!(
-        event = "migration.running",
+        event = crate::output::event::MIGRATION_RUNNING,
         duration_ms = elapsed.as_millis() as u64,
         wait_event = wait.as_deref().unwrap_or(""),
         blocker = blocker.as_deref().unwrap_or(""),
-        "migration {label} still running after {}s: {doing}",
-        elapsed.as_secs()
+        "migration {label} still running after {}: {doing}",
+        crate::report::duration(Duration::from_secs(elapsed.as_secs()))
     );
 }
 

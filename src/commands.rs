@@ -774,13 +774,13 @@ async fn check(ctx: &Context<'_>, args: &CheckArgs) -> Result<()> {
             session.close().await;
             return Err(Error::Pending(format!(
                 "still not at head after {}: {pending}",
-                humantime::format_duration(args.timeout)
+                report::duration(args.timeout)
             )));
         }
         if reported.is_none_or(|at| at.elapsed() >= CHECK_REPORT_EVERY) {
             tracing::info!(
                 "waiting for the database to reach head (up to {}): {pending}",
-                humantime::format_duration(deadline.saturating_duration_since(Instant::now()))
+                report::duration(deadline.saturating_duration_since(Instant::now()))
             );
             reported = Some(Instant::now());
         }

@@ -10,10 +10,19 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::error::{Error, Result};
 
+/// The command line. `Cli::parse_args` (what `main` uses) also says where a misplaced
+/// option belongs; clap's `Cli::try_parse_from` works too.
+#[derive(Debug)]
+pub struct Cli {
+    pub global: Global,
+    pub command: Command,
+}
+
+/// What clap derives; [`Cli`] adds each command's option groups to it.
 #[derive(Debug, Parser)]
 #[command(
     name = "schemagate",
@@ -21,81 +30,20 @@ use crate::error::{Error, Result};
     about = "Waits for PostgreSQL, takes an advisory lock, applies pending SQL migrations, exits with a code your orchestrator understands.",
     after_help = "Exit codes: 0 ok, 2 usage/config, 3 invalid files, 4 database unreachable, 5 refused (auth/TLS/missing db), 6 lock timeout, 7 migration failed, 8 state conflict, 9 pending (check), 129/130/131/143 interrupted (SIGHUP/SIGINT/SIGQUIT/SIGTERM).\n\nExample: DATABASE_URL=postgres://app@db:5432/app schemagate up"
 )]
-pub struct Cli {
+struct Derived {
     #[command(flatten)]
-    pub global: Global,
+    global: Global,
     #[command(subcommand)]
-    pub command: Command,
+    command: Command,
 }
 
+/// Every setting a command may read, as one struct (`ctx.global.X`). Only the logging
+/// options are options of every command; the others come from the groups below, which
+/// are options only of the commands that use them (see [`uses`]), so `validate --help`
+/// lists no connection option. A command without a group gets that group's defaults.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Logging")]
 pub struct Global {
-    /// PostgreSQL URL (postgres://user:password@host:5432/db?sslmode=require) or key=value string.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
-    pub database_url: Option<String>,
-
-    /// File holding the database URL (Docker/Kubernetes secrets).
-    #[arg(long, env = "DATABASE_URL_FILE", global = true)]
-    pub database_url_file: Option<PathBuf>,
-
-    /// Folder of <revision>_<slug>.sql files.
-    #[arg(
-        long,
-        env = "SCHEMAGATE_MIGRATIONS",
-        default_value = "./migrations",
-        global = true
-    )]
-    pub migrations: PathBuf,
-
-    /// Whose folder layout to read: schemagate, dbmate, golang-migrate, sqlx, goose, flyway,
-    /// sql-migrate [default: detected from the folder].
-    #[arg(long, env = "SCHEMAGATE_LAYOUT", value_enum, global = true)]
-    pub layout: Option<crate::layout::Layout>,
-
-    /// Let up, check, validate, down, redo, reset and stamp run on an empty or missing
-    /// migrations folder (by default that is exit 3: usually a volume not mounted there).
-    #[arg(long, env = "SCHEMAGATE_ALLOW_EMPTY", global = true)]
-    pub allow_empty: bool,
-
-    /// Schema that holds schemagate_history and schemagate_events.
-    #[arg(
-        long,
-        env = "SCHEMAGATE_SCHEMA",
-        default_value = "public",
-        value_parser = parse_schema,
-        global = true
-    )]
-    pub schema: String,
-
-    /// How long to wait for the database to accept connections (90s, 2m).
-    #[arg(long, env = "SCHEMAGATE_WAIT_TIMEOUT", default_value = "60s", value_parser = parse_duration, global = true)]
-    pub wait_timeout: Duration,
-
-    /// How long to wait for another runner's advisory lock.
-    #[arg(long, env = "SCHEMAGATE_LOCK_TIMEOUT", default_value = "15m", value_parser = parse_duration, global = true)]
-    pub lock_timeout: Duration,
-
-    /// Advisory lock key [default: derived from the history table's qualified name].
-    #[arg(
-        long,
-        env = "SCHEMAGATE_LOCK_KEY",
-        global = true,
-        allow_negative_numbers = true
-    )]
-    pub lock_key: Option<i64>,
-
-    /// session: pg_advisory_lock on the applying connection; transaction: held in an open
-    /// transaction on a second connection (works behind PgBouncer pool_mode=transaction);
-    /// none: no lock.
-    #[arg(
-        long,
-        env = "SCHEMAGATE_LOCK_MODE",
-        value_enum,
-        default_value = "session",
-        global = true
-    )]
-    pub lock_mode: crate::lock::LockMode,
-
     /// Log format on stderr.
     #[arg(
         long,
@@ -109,6 +57,333 @@ pub struct Global {
     /// Log filter (tracing syntax: info, debug, schemagate=debug).
     #[arg(long, env = "SCHEMAGATE_LOG", default_value = "info", global = true)]
     pub log_level: String,
+
+    // From DatabaseArgs.
+    #[arg(skip)]
+    pub database_url: Option<String>,
+    #[arg(skip)]
+    pub database_url_file: Option<PathBuf>,
+    #[arg(skip = String::from(DEFAULT_SCHEMA))]
+    pub schema: String,
+    #[arg(skip = DEFAULT_WAIT_TIMEOUT)]
+    pub wait_timeout: Duration,
+    /// Whether the command has the database options: only then may it connect.
+    #[arg(skip)]
+    pub connects: bool,
+
+    // From LockArgs. `lock_timeout` also bounds how long schemagate's own statements
+    // wait for a table lock, with this default for commands that take no advisory lock.
+    #[arg(skip = DEFAULT_LOCK_TIMEOUT)]
+    pub lock_timeout: Duration,
+    #[arg(skip)]
+    pub lock_key: Option<i64>,
+    #[arg(skip = crate::lock::LockMode::Session)]
+    pub lock_mode: crate::lock::LockMode,
+
+    // From FilesArgs and EmptyArgs.
+    #[arg(skip = PathBuf::from(DEFAULT_MIGRATIONS))]
+    pub migrations: PathBuf,
+    #[arg(skip)]
+    pub layout: Option<crate::layout::Layout>,
+    #[arg(skip)]
+    pub allow_empty: bool,
+}
+
+const DEFAULT_SCHEMA: &str = "public";
+const DEFAULT_MIGRATIONS: &str = "./migrations";
+const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// The options of commands that connect.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Database")]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL (postgres://user:password@host:5432/db?sslmode=require) or key=value string.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// File holding the database URL (Docker/Kubernetes secrets).
+    #[arg(long, env = "DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
+
+    /// Schema that holds schemagate_history and schemagate_events.
+    #[arg(
+        long,
+        env = "SCHEMAGATE_SCHEMA",
+        default_value = DEFAULT_SCHEMA,
+        value_parser = parse_schema
+    )]
+    pub schema: String,
+
+    /// How long to wait for the database to accept connections (90s, 2m).
+    #[arg(long, env = "SCHEMAGATE_WAIT_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub wait_timeout: Duration,
+}
+
+/// The options of commands that take the advisory lock.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Lock")]
+pub struct LockArgs {
+    /// How long to wait for another runner's advisory lock.
+    #[arg(long, env = "SCHEMAGATE_LOCK_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+
+    /// Advisory lock key [default: derived from the history table's qualified name].
+    #[arg(long, env = "SCHEMAGATE_LOCK_KEY", allow_negative_numbers = true)]
+    pub lock_key: Option<i64>,
+
+    /// session: pg_advisory_lock on the applying connection; transaction: held in an open
+    /// transaction on a second connection (works behind PgBouncer pool_mode=transaction);
+    /// none: no lock.
+    #[arg(
+        long,
+        env = "SCHEMAGATE_LOCK_MODE",
+        value_enum,
+        default_value = "session"
+    )]
+    pub lock_mode: crate::lock::LockMode,
+}
+
+/// The options of commands that read the migration files.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Files")]
+pub struct FilesArgs {
+    /// Folder of <revision>_<slug>.sql files.
+    #[arg(long, env = "SCHEMAGATE_MIGRATIONS", default_value = DEFAULT_MIGRATIONS)]
+    pub migrations: PathBuf,
+
+    /// Whose folder layout to read: schemagate, dbmate, golang-migrate, sqlx, goose, flyway,
+    /// sql-migrate [default: detected from the folder].
+    #[arg(long, env = "SCHEMAGATE_LAYOUT", value_enum)]
+    pub layout: Option<crate::layout::Layout>,
+}
+
+/// The option of commands that refuse an empty folder.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Files")]
+pub struct EmptyArgs {
+    /// Run on an empty or missing migrations folder (by default that is exit 3: usually
+    /// a volume not mounted there).
+    #[arg(long, env = "SCHEMAGATE_ALLOW_EMPTY")]
+    pub allow_empty: bool,
+}
+
+/// Which option groups a command has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uses {
+    pub database: bool,
+    pub lock: bool,
+    pub files: bool,
+    /// `--allow-empty`: the commands that gate on the files (`commands::load`).
+    pub allow_empty: bool,
+}
+
+/// The option groups of each command (by its name). A command not named here has them
+/// all, so a new command can connect and lock before anyone lists it.
+pub fn uses(command: &str) -> Uses {
+    let all = Uses {
+        database: true,
+        lock: true,
+        files: true,
+        allow_empty: true,
+    };
+    let offline = Uses {
+        database: false,
+        lock: false,
+        allow_empty: false,
+        ..all
+    };
+    match command {
+        "validate" => Uses {
+            allow_empty: true,
+            ..offline
+        },
+        "heads" | "new" | "merge" => offline,
+        "check" => Uses { lock: false, ..all },
+        "status" | "current" | "history" => Uses {
+            lock: false,
+            allow_empty: false,
+            ..all
+        },
+        "wait" => Uses {
+            lock: false,
+            files: false,
+            allow_empty: false,
+            ..all
+        },
+        "resolve" => Uses {
+            allow_empty: false,
+            ..all
+        },
+        _ => all,
+    }
+}
+
+/// The arguments of a group, to attach to a command.
+fn group_args<T: Args>() -> Vec<clap::Arg> {
+    T::augment_args(clap::Command::new("group"))
+        .get_arguments()
+        .cloned()
+        .collect()
+}
+
+impl clap::CommandFactory for Cli {
+    /// The derived command line with each command's option groups attached.
+    fn command() -> clap::Command {
+        let mut cli = Derived::command();
+        let names: Vec<String> = cli
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        for name in names {
+            let uses = uses(&name);
+            cli = cli.mut_subcommand(&name, |mut command| {
+                for (wanted, args) in [
+                    (uses.database, group_args::<DatabaseArgs>()),
+                    (uses.lock, group_args::<LockArgs>()),
+                    (uses.files, group_args::<FilesArgs>()),
+                    (uses.allow_empty, group_args::<EmptyArgs>()),
+                ] {
+                    if wanted {
+                        command = command.args(args);
+                    }
+                }
+                command
+            });
+        }
+        cli
+    }
+
+    fn command_for_update() -> clap::Command {
+        Self::command()
+    }
+}
+
+impl FromArgMatches for Cli {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> std::result::Result<Self, clap::Error> {
+        let Derived {
+            mut global,
+            command,
+        } = Derived::from_arg_matches(matches)?;
+        if let Some((name, sub)) = matches.subcommand() {
+            global.fill(uses(name), sub)?;
+        }
+        Ok(Cli { global, command })
+    }
+
+    fn update_from_arg_matches(
+        &mut self,
+        matches: &clap::ArgMatches,
+    ) -> std::result::Result<(), clap::Error> {
+        *self = Cli::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Parser for Cli {}
+
+impl Cli {
+    /// Parses the process's command line and environment.
+    pub fn parse_args() -> std::result::Result<Cli, clap::Error> {
+        Cli::parse_args_from(std::env::args_os())
+    }
+
+    /// As `try_parse_from`, with a message naming the commands a misplaced option
+    /// belongs to.
+    pub fn parse_args_from<I, T>(args: I) -> std::result::Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let mut command = <Cli as clap::CommandFactory>::command();
+        let matches = command
+            .try_get_matches_from_mut(&args)
+            .map_err(|e| explain_misplaced(e, &mut command, &args))?;
+        Cli::from_arg_matches(&matches)
+    }
+}
+
+impl Global {
+    fn fill(
+        &mut self,
+        uses: Uses,
+        matches: &clap::ArgMatches,
+    ) -> std::result::Result<(), clap::Error> {
+        if uses.database {
+            let d = DatabaseArgs::from_arg_matches(matches)?;
+            self.database_url = d.database_url;
+            self.database_url_file = d.database_url_file;
+            self.schema = d.schema;
+            self.wait_timeout = d.wait_timeout;
+            self.connects = true;
+        }
+        if uses.lock {
+            let l = LockArgs::from_arg_matches(matches)?;
+            self.lock_timeout = l.lock_timeout;
+            self.lock_key = l.lock_key;
+            self.lock_mode = l.lock_mode;
+        }
+        if uses.files {
+            let f = FilesArgs::from_arg_matches(matches)?;
+            self.migrations = f.migrations;
+            self.layout = f.layout;
+        }
+        if uses.allow_empty {
+            self.allow_empty = EmptyArgs::from_arg_matches(matches)?.allow_empty;
+        }
+        Ok(())
+    }
+}
+
+/// `validate --database-url x`: clap's "unexpected argument", saying why and which
+/// commands take it.
+fn explain_misplaced(
+    error: clap::Error,
+    command: &mut clap::Command,
+    args: &[std::ffi::OsString],
+) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::UnknownArgument {
+        return error;
+    }
+    let Some(ContextValue::String(given)) = error.get(ContextKind::InvalidArg) else {
+        return error;
+    };
+    let flag = given.split('=').next().unwrap_or_default().to_string();
+    let takes = |c: &clap::Command| {
+        c.get_arguments()
+            .any(|a| a.get_long().is_some_and(|long| format!("--{long}") == flag))
+    };
+    let users: Vec<String> = command
+        .get_subcommands()
+        .filter(|c| takes(c))
+        .map(|c| c.get_name().to_string())
+        .collect();
+    let Some(name) = args
+        .iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .find_map(|a| command.find_subcommand(a).map(|c| c.get_name().to_string()))
+    else {
+        return error;
+    };
+    if users.is_empty() {
+        return error;
+    }
+    let what = match flag.as_str() {
+        "--lock-timeout" | "--lock-key" | "--lock-mode" => "takes no advisory lock",
+        "--migrations" | "--allow-empty" => "does not use it",
+        _ => "does not connect to a database",
+    };
+    let message = format!(
+        "`{name}` {what}, so {flag} means nothing here; it is an option of {}",
+        users.join(", ")
+    );
+    match command.find_subcommand_mut(&name) {
+        Some(sub) => sub.error(ErrorKind::UnknownArgument, message),
+        None => command.error(ErrorKind::UnknownArgument, message),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -521,8 +796,26 @@ pub fn is_configured(global: &Global, env: Env<'_>) -> bool {
             .any(|name| env(name).is_some_and(|v| !v.is_empty()))
 }
 
+/// The database password, to keep out of every log line, also for commands that do not
+/// connect (their environment may still hold `DATABASE_URL`).
+pub fn secret(global: &Global, env: Env<'_>) -> Option<String> {
+    let mut global = global.clone();
+    if !global.connects {
+        global.database_url = env("DATABASE_URL");
+        global.database_url_file = env("DATABASE_URL_FILE").map(PathBuf::from);
+        global.connects = true;
+    }
+    connection(&global, env).ok().and_then(|c| c.password())
+}
+
 /// Resolves the connection from the flags and the environment.
 pub fn connection(global: &Global, env: Env<'_>) -> Result<Connection> {
+    if !global.connects {
+        return Err(Error::Internal(
+            "a command without the database options tried to connect: list it in config::uses"
+                .into(),
+        ));
+    }
     let url = match (&global.database_url, &global.database_url_file) {
         (Some(url), None) => Some(url.trim().to_string()),
         (None, Some(path)) => {
@@ -969,12 +1262,11 @@ mod tests {
     use std::collections::HashMap;
 
     fn global(url: Option<&str>) -> Global {
-        let mut args = vec!["schemagate"];
+        let mut args = vec!["schemagate", "status"];
         if let Some(url) = url {
             args.extend(["--database-url", url]);
         }
-        args.push("validate");
-        let cli = Cli::try_parse_from(args).expect("valid args");
+        let cli = Cli::parse_args_from(args).expect("valid args");
         cli.global
     }
 
@@ -1183,9 +1475,67 @@ mod tests {
 
     #[test]
     fn an_empty_schema_is_a_usage_error() {
-        let e = Cli::try_parse_from(["schemagate", "--schema", "", "up"]).expect_err("empty");
+        let e = Cli::parse_args_from(["schemagate", "up", "--schema", ""]).expect_err("empty");
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("SCHEMAGATE_SCHEMA"), "{e}");
+    }
+
+    #[test]
+    fn each_command_gets_its_groups_and_the_defaults_of_the_others() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["schemagate"];
+            all.extend(args);
+            Cli::parse_args_from(all).expect("valid").global
+        };
+        let up = parse(&[
+            "up",
+            "--database-url",
+            "postgres://u@h/d",
+            "--lock-timeout",
+            "5s",
+        ]);
+        assert!(up.connects);
+        assert_eq!(up.lock_timeout, Duration::from_secs(5));
+        assert_eq!(up.database_url.as_deref(), Some("postgres://u@h/d"));
+        // The skipped fields' defaults are the groups' defaults.
+        let defaults = parse(&["up"]);
+        let status = parse(&["status", "--log-level", "debug"]);
+        let validate = parse(&["--log-format", "json", "validate"]);
+        for g in [&status, &validate] {
+            assert_eq!(g.lock_timeout, defaults.lock_timeout);
+            assert_eq!(g.lock_mode, defaults.lock_mode);
+            assert_eq!(g.migrations, defaults.migrations);
+        }
+        assert_eq!(validate.schema, defaults.schema);
+        assert_eq!(validate.wait_timeout, defaults.wait_timeout);
+        assert!(status.connects && !validate.connects);
+        assert_eq!(status.log_level, "debug");
+        assert_eq!(validate.log_format, LogFormat::Json);
+        // An offline command never connects, whatever the environment says.
+        let e = connection(&validate, &|_| Some("postgres://u@h/d".into())).expect_err("offline");
+        assert_eq!(e.exit_code(), 1);
+    }
+
+    #[test]
+    fn an_option_of_other_commands_says_which() {
+        let e = Cli::parse_args_from(["schemagate", "validate", "--database-url=x"])
+            .expect_err("offline");
+        assert_eq!(e.exit_code(), 2);
+        let text = e.to_string();
+        assert!(
+            text.contains("`validate` does not connect to a database, so --database-url"),
+            "{text}"
+        );
+        assert!(text.contains("up, down"), "{text}");
+        let e = Cli::parse_args_from(["schemagate", "status", "--lock-mode", "none"])
+            .expect_err("no lock");
+        assert!(e.to_string().contains("takes no advisory lock"), "{e}");
+        // Anything else stays clap's own message.
+        let e = Cli::parse_args_from(["schemagate", "up", "--bogus"]).expect_err("bogus");
+        assert!(
+            e.to_string().contains("unexpected argument '--bogus'"),
+            "{e}"
+        );
     }
 
     #[test]

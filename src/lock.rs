@@ -44,6 +44,7 @@ use crate::db::Session;
 use crate::error::{Error, Result};
 use crate::guard::Guard;
 use crate::interrupt::Interrupt;
+use crate::output::event;
 
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// A waiting runner asks again soon at first, then every half second.
@@ -233,7 +234,7 @@ pub fn check(lock: &Lock) -> Result<()> {
 }
 
 pub async fn release(session: &Session, lock: Lock) -> Result<()> {
-    match lock {
+    let released = match lock {
         Lock::Session { key, .. } => {
             let released = first_value(
                 session,
@@ -248,7 +249,20 @@ pub async fn release(session: &Session, lock: Lock) -> Result<()> {
             Ok(())
         }
         Lock::Transaction(heartbeat) => heartbeat.stop().await,
-        Lock::Nothing => Ok(()),
+        Lock::Nothing => return Ok(()),
+    };
+    if released.is_ok() {
+        tracing::info!(event = event::LOCK_RELEASED, "advisory lock released");
+    }
+    released
+}
+
+/// ` after 1.2s`, or nothing when there was no wait to speak of.
+fn waited_for(waited: Duration) -> String {
+    if waited < Duration::from_millis(100) {
+        String::new()
+    } else {
+        format!(" after {}", crate::report::duration(waited))
     }
 }
 
@@ -360,8 +374,25 @@ async fn poll(
     loop {
         match first_value(waiter, attempt).await?.as_str() {
             "true" => {
-                if reported.is_some() {
-                    tracing::info!(waited_ms = started.elapsed().as_millis() as u64, "{done}");
+                let waited = started.elapsed();
+                let duration_ms = waited.as_millis() as u64;
+                match space {
+                    // Always: machines follow the phases (lock.acquired), people see how long.
+                    Space::Run => tracing::info!(
+                        event = event::LOCK_ACQUIRED,
+                        duration_ms,
+                        // A string: a bigint is past what JSON readers hold exactly.
+                        key = %key,
+                        "{done}{}",
+                        waited_for(waited)
+                    ),
+                    Space::Work if reported.is_some() => tracing::info!(
+                        event = event::LOCK_DRAINED,
+                        duration_ms,
+                        "{done}{}",
+                        waited_for(waited)
+                    ),
+                    Space::Work => {}
                 }
                 return Ok(Polled::Done);
             }
@@ -374,7 +405,7 @@ async fn poll(
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(Error::LockTimeout {
-                waited: Duration::from_secs(timeout.as_secs()),
+                waited: timeout,
                 holder: describe_holder(waiter, key, space).await,
             });
         }
@@ -392,15 +423,22 @@ async fn poll(
             let holder = holder
                 .as_deref()
                 .unwrap_or("a session that just released it");
+            let duration_ms = waited.as_millis() as u64;
             if reported.is_none() {
                 tracing::info!(
+                    event = event::LOCK_WAITING,
+                    holder,
+                    duration_ms,
                     "waiting for {what} (key {key}, up to {}), held by {holder}",
-                    humantime::format_duration(Duration::from_secs(left.as_secs()))
+                    crate::report::duration(left)
                 );
             } else {
                 tracing::info!(
-                    waited_s = waited.as_secs(),
-                    "still waiting for {what}, held by {holder}"
+                    event = event::LOCK_WAITING,
+                    holder,
+                    duration_ms,
+                    "still waiting for {what} after {}, held by {holder}",
+                    crate::report::duration(waited)
                 );
             }
             reported = Some(Instant::now());

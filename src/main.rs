@@ -5,20 +5,18 @@ use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-
 use schemagate::commands::{self, Context, Finish};
-use schemagate::config::Cli;
+use schemagate::config::{Cli, LogFormat};
 use schemagate::error::Error;
 use schemagate::interrupt::Interrupt;
-use schemagate::output;
+use schemagate::output::{self, event};
 
 /// After SIGTERM/SIGINT/SIGHUP/SIGQUIT the process is gone within this, whatever the server does.
 const SIGNAL_GRACE: Duration = Duration::from_millis(1800);
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -35,61 +33,123 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let format = cli.global.log_format;
     let outcome = std::panic::catch_unwind(|| runtime.block_on(run(cli, started)));
     // The runtime (its signal handlers, its sockets) goes before an exec.
     drop(runtime);
     match outcome {
-        Ok(Ok(Finish::Exit)) => ExitCode::SUCCESS,
-        Ok(Ok(Finish::Exec(command))) => exec(&command),
-        Ok(Err(code)) => ExitCode::from(code as u8),
-        Err(_) => ExitCode::from(1),
+        Ok(Ok(Finish::Exit)) => finished(started, 0, format),
+        Ok(Ok(Finish::Exec(command))) => {
+            // The run is over; the process goes on as CMD.
+            finished(started, 0, format);
+            exec(&command)
+        }
+        // Logging not started: nothing to log on.
+        Ok(Err(Failed::Early(code))) => ExitCode::from(code as u8),
+        Ok(Err(Failed::Logged(code))) => finished(started, code, format),
+        // The panic hook printed it.
+        Err(_) => finished(started, 1, format),
     }
+}
+
+/// The last log line of every run: `run.finished` with its exit code. Machines (JSON)
+/// get it at info; people (text) have the shell's exit code and the lines before it, and
+/// a read-only command stays quiet on stderr, so for them it is a debug line.
+fn finished(started: Instant, code: i32, format: LogFormat) -> ExitCode {
+    let (applied, reverted) = output::tally();
+    let took = started.elapsed();
+    macro_rules! finished_at {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                event = event::RUN_FINISHED,
+                exit_code = code,
+                duration_ms = took.as_millis() as u64,
+                applied,
+                reverted,
+                "run finished with exit code {code} in {}",
+                schemagate::report::duration(took)
+            )
+        };
+    }
+    match format {
+        LogFormat::Json => finished_at!(tracing::Level::INFO),
+        LogFormat::Text => finished_at!(tracing::Level::DEBUG),
+    }
+    ExitCode::from(code as u8)
+}
+
+/// How a run failed: before logging started (nothing to finish), or logged.
+enum Failed {
+    Early(i32),
+    Logged(i32),
 }
 
 /// `up --exec -- CMD ARGS`: becomes CMD, as `exec` in a shell would. Returns only when
 /// CMD cannot be started.
 fn exec(command: &[OsString]) -> ExitCode {
     let Some((program, args)) = command.split_first() else {
-        tracing::error!("--exec needs a command after `--`");
+        tracing::error!(
+            event = event::EXEC_FAILED,
+            exit_code = 2,
+            "--exec needs a command after `--`"
+        );
         return ExitCode::from(2);
     };
-    tracing::info!("exec {}", program.to_string_lossy());
+    let shown = program.to_string_lossy();
+    tracing::info!(event = event::EXEC, program = %shown, "exec {shown}");
     let error = std::process::Command::new(program).args(args).exec();
     tracing::error!(
-        "cannot run {}: {error}; --exec needs a program on PATH or a path to one",
-        program.to_string_lossy()
+        event = event::EXEC_FAILED,
+        program = %shown,
+        exit_code = 2,
+        "cannot run {shown}: {error}; --exec needs a program on PATH or a path to one"
     );
     ExitCode::from(2)
 }
 
 /// Runs the command; `Err` is the exit code of a failure, already logged.
-async fn run(cli: Cli, started: Instant) -> Result<Finish, i32> {
+async fn run(cli: Cli, started: Instant) -> Result<Finish, Failed> {
     let env = |name: &str| std::env::var(name).ok();
     // Known before logging starts, so no log line can ever show it.
-    let secret = schemagate::config::connection(&cli.global, &env)
-        .ok()
-        .and_then(|c| c.password());
-    if let Err(e) = output::init(cli.global.log_format, &cli.global.log_level, secret.clone()) {
+    let secret = schemagate::config::secret(&cli.global, &env);
+    let color = output::color(output::stderr_is_terminal(), &env);
+    if let Err(e) = output::init(
+        cli.global.log_format,
+        &cli.global.log_level,
+        secret.clone(),
+        color,
+    ) {
         output::print_error(&format!(
             "error: {}",
             output::redact(&e.to_string(), secret.as_deref())
         ));
-        return Err(e.exit_code());
+        return Err(Failed::Early(e.exit_code()));
     }
     install_panic_hook(secret);
     let interrupt = match Interrupt::install() {
         Ok(interrupt) => interrupt,
         Err(e) => {
-            tracing::error!("cannot install signal handlers: {e}");
-            return Err(1);
+            tracing::error!(
+                event = event::RUN_FAILED,
+                "cannot install signal handlers: {e}"
+            );
+            return Err(Failed::Logged(1));
         }
     };
     let watchdog = interrupt.clone();
+    let format = cli.global.log_format;
     tokio::spawn(async move {
         let signal = watchdog.wait().await;
         tokio::time::sleep(SIGNAL_GRACE).await;
-        tracing::error!("still busy {SIGNAL_GRACE:?} after the signal: exiting now");
-        std::process::exit(Error::Interrupted(signal).exit_code());
+        let code = Error::Interrupted(signal).exit_code();
+        tracing::error!(
+            event = event::RUN_INTERRUPTED,
+            "still busy {} after the signal: exiting now",
+            schemagate::report::duration(SIGNAL_GRACE)
+        );
+        finished(started, code, format);
+        std::process::exit(code);
     });
     let ctx = Context {
         global: &cli.global,
@@ -112,14 +172,86 @@ async fn run(cli: Cli, started: Instant) -> Result<Finish, i32> {
                 Error::StdoutClosed => return Ok(Finish::Exit),
                 // One plain line: the logger may be what failed to write, so no log line.
                 Error::Stdout(_) => output::print_error(&format!("error: {e}")),
-                Error::Interrupted(_) => {
-                    tracing::warn!("{e}: stopped, rolled back and released the lock")
-                }
-                Error::Pending(_) | Error::Stopped { .. } => tracing::warn!("{e}"),
-                _ => tracing::error!("{e}"),
+                _ => log_error(&e),
             }
-            Err(e.exit_code())
+            Err(Failed::Logged(e.exit_code()))
         }
+    }
+}
+
+/// The error that ends a run, once, with its event and fields.
+fn log_error(e: &Error) {
+    let code = e.exit_code();
+    match e {
+        Error::Interrupted(_) => tracing::warn!(
+            event = event::RUN_INTERRUPTED,
+            exit_code = code,
+            "{e}: stopped, rolled back and released the lock"
+        ),
+        Error::Stopped { .. } => {
+            tracing::warn!(event = event::RUN_INTERRUPTED, exit_code = code, "{e}")
+        }
+        Error::Pending(_) => tracing::warn!(event = event::CHECK_PENDING, exit_code = code, "{e}"),
+        Error::MigrationFailed(f) => tracing::error!(
+            event = event::MIGRATION_FAILED,
+            revision = %f.revision,
+            file = %f.file,
+            line = f.line.map(|l| l as u64),
+            sqlstate = %f.sqlstate,
+            reverting = f.reverting,
+            exit_code = code,
+            "{e}"
+        ),
+        Error::InvalidFiles(problems) => {
+            let one = match problems.as_slice() {
+                [p] => Some(p),
+                _ => None,
+            };
+            tracing::error!(
+                event = event::FILES_INVALID,
+                file = one.map(|p| p.file.as_str()),
+                line = one.and_then(|p| p.line).map(|l| l as u64),
+                problems = problems.len() as u64,
+                exit_code = code,
+                "{e}"
+            )
+        }
+        Error::NoMigrations(_) => {
+            tracing::error!(event = event::FILES_INVALID, exit_code = code, "{e}")
+        }
+        Error::Unreachable { waited, last } => tracing::error!(
+            event = event::WAIT_TIMEOUT,
+            duration_ms = waited.as_millis() as u64,
+            error = %last,
+            exit_code = code,
+            "{e}"
+        ),
+        Error::Refused(reason) => tracing::error!(
+            event = event::CONNECTION_REFUSED,
+            error = %reason,
+            exit_code = code,
+            "{e}"
+        ),
+        Error::LockTimeout { waited, holder } => tracing::error!(
+            event = event::LOCK_TIMEOUT,
+            duration_ms = waited.as_millis() as u64,
+            holder = holder.as_deref(),
+            exit_code = code,
+            "{e}"
+        ),
+        Error::Blocked {
+            waited, blockers, ..
+        } => tracing::error!(
+            event = event::STATEMENT_BLOCKED,
+            duration_ms = waited.as_millis() as u64,
+            blocker = blockers.as_deref(),
+            exit_code = code,
+            "{e}"
+        ),
+        Error::Conflict(_) => {
+            tracing::error!(event = event::STATE_CONFLICT, exit_code = code, "{e}")
+        }
+        _ => tracing::error!(event = event::RUN_FAILED, exit_code = code, "{e}"),
     }
 }
 

@@ -20,6 +20,7 @@ use crate::guard::Guard;
 use crate::history::{self, Tables};
 use crate::lock::{Acquired, Lock};
 use crate::migration::Migration;
+use crate::output::event;
 use crate::plan::{self, AppliedRow, Options, Step};
 use crate::report::{self, plural};
 use crate::{apply, identity, lock, wait};
@@ -250,7 +251,7 @@ impl<'a> Migrator<'a> {
             Step::Down(_) => ("reverting", "reverted"),
         };
         tracing::info!(
-            event = "migration.applying",
+            event = event::MIGRATION_APPLYING,
             revision = %m.revision,
             file = %m.path,
             index,
@@ -281,15 +282,19 @@ impl<'a> Migrator<'a> {
             Step::Up(_) => tally.applied += 1,
             Step::Down(_) => tally.reverted += 1,
         }
+        let finished = match step {
+            Step::Up(_) => event::MIGRATION_APPLIED,
+            Step::Down(_) => event::MIGRATION_REVERTED,
+        };
         tracing::info!(
-            event = "migration.applied",
+            event = finished,
             revision = %m.revision,
             file = %m.path,
             duration_ms = took.as_millis() as u64,
-            "{done} {} {} in {:.1}s",
+            "{done} {} {} in {}",
             m.revision,
             m.description,
-            took.as_secs_f64()
+            report::duration(took)
         );
         Ok(())
     }
@@ -329,10 +334,22 @@ impl<'a> Migrator<'a> {
         )
         .await?;
         tally.applied += migrations.len();
+        for m in &migrations {
+            tracing::info!(
+                event = event::MIGRATION_APPLIED,
+                revision = %m.revision,
+                file = %m.path,
+                duration_ms = took.as_millis() as u64,
+                "applied {} {} (in the one transaction)",
+                m.revision,
+                m.description
+            );
+        }
         tracing::info!(
-            took_ms = took.as_millis() as u64,
-            "committed {} migrations",
-            migrations.len()
+            duration_ms = took.as_millis() as u64,
+            "committed {} migrations in {}",
+            migrations.len(),
+            report::duration(took)
         );
         Ok(())
     }
@@ -401,7 +418,7 @@ impl<'a> Migrator<'a> {
     fn reconnecting(&self, reason: &str) {
         tracing::warn!(
             "connection lost ({reason}); reconnecting within the remaining {} of --wait-timeout",
-            humantime::format_duration(Duration::from_secs(self.budget.remaining.as_secs()))
+            report::duration(Duration::from_secs(self.budget.remaining.as_secs()))
         );
     }
 

@@ -2,19 +2,139 @@
 //!
 //! Every log line passes through a redactor that replaces the database password, as a
 //! last line of defence: messages are written never to contain it, and this makes sure.
+//!
+//! Log lines that mark a step of a run carry an `event` field from [`event`], the
+//! vocabulary machines read (`--log-format json`); people read the message.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FormatFields, MakeWriter};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry};
 
 use crate::config::LogFormat;
 use crate::error::{Error, Result};
 
+/// The `event` field of log lines: a stable interface (README, "Logs for machines").
+/// Add names here, never change one. Each is listed with the fields its lines carry;
+/// in JSON, numbers are numbers (`duration_ms`, `attempt`, `index`, `total`, `line`,
+/// `exit_code`, `applied`, `reverted`), everything else a string.
+///
+/// Log them as `tracing::info!(event = event::LOCK_ACQUIRED, duration_ms, "...")`.
+pub mod event {
+    /// A connection attempt failed with what time can fix: `attempt`, `error`.
+    /// The first at info, later ones at debug (every 5 s at info).
+    pub const WAIT_RETRY: &str = "wait.retry";
+    /// Connected after retries: `attempt`, `duration_ms`.
+    pub const WAIT_READY: &str = "wait.ready";
+    /// `--wait-timeout` ran out (exit 4): `duration_ms`, `error`.
+    pub const WAIT_TIMEOUT: &str = "wait.timeout";
+    /// The server refused for good: wrong password, no database, TLS (exit 5): `error`.
+    pub const CONNECTION_REFUSED: &str = "connection.refused";
+    /// Another runner holds the lock: `holder`, `duration_ms` (waited so far).
+    pub const LOCK_WAITING: &str = "lock.waiting";
+    /// The advisory lock is held: `duration_ms` (the wait for it), `key` (a string:
+    /// a bigint is past what JSON readers hold exactly).
+    pub const LOCK_ACQUIRED: &str = "lock.acquired";
+    /// A replaced runner's last statement, waited for before working, is done:
+    /// `duration_ms`.
+    pub const LOCK_DRAINED: &str = "lock.drained";
+    /// The advisory lock was let go at the end of the work.
+    pub const LOCK_RELEASED: &str = "lock.released";
+    /// `--lock-timeout` ran out (exit 6): `duration_ms`, `holder`.
+    pub const LOCK_TIMEOUT: &str = "lock.timeout";
+    /// One of schemagate's own statements waited past `--lock-timeout` (exit 6):
+    /// `duration_ms`, `blocker`.
+    pub const STATEMENT_BLOCKED: &str = "statement.blocked";
+    /// A migration starts: `revision`, `file`, `index` (1-based), `total`.
+    pub const MIGRATION_APPLYING: &str = "migration.applying";
+    /// A migration committed: `revision`, `file`, `duration_ms`.
+    pub const MIGRATION_APPLIED: &str = "migration.applied";
+    /// A migration's down section committed: `revision`, `file`, `duration_ms`.
+    pub const MIGRATION_REVERTED: &str = "migration.reverted";
+    /// Heartbeat of a long statement: `revision`, `file`, `duration_ms`, `wait_event`,
+    /// `blocker`.
+    pub const MIGRATION_RUNNING: &str = "migration.running";
+    /// A migration failed (exit 7): `revision`, `file`, `line`, `sqlstate`.
+    pub const MIGRATION_FAILED: &str = "migration.failed";
+    /// The files are invalid (exit 3); `file` and `line` when there is one problem.
+    pub const FILES_INVALID: &str = "files.invalid";
+    /// The database's history and the files disagree (exit 8).
+    pub const STATE_CONFLICT: &str = "state.conflict";
+    /// `check`: migrations are pending (exit 9).
+    pub const CHECK_PENDING: &str = "check.pending";
+    /// A signal stopped the run (exit 129/130/131/143).
+    pub const RUN_INTERRUPTED: &str = "run.interrupted";
+    /// Any other failure: usage (exit 2), database errors, internal errors.
+    pub const RUN_FAILED: &str = "run.failed";
+    /// `up --exec`: the process becomes `program`; `exec.failed` (exit 2) if it cannot.
+    pub const EXEC: &str = "exec";
+    pub const EXEC_FAILED: &str = "exec.failed";
+    /// The last line of every run that got as far as logging: `exit_code`,
+    /// `duration_ms`, `applied`, `reverted` (the `migration.applied` and
+    /// `migration.reverted` lines of this run, so they agree even after a failure).
+    pub const RUN_FINISHED: &str = "run.finished";
+
+    /// Every name, for tests and the README table.
+    pub const ALL: &[&str] = &[
+        WAIT_RETRY,
+        WAIT_READY,
+        WAIT_TIMEOUT,
+        CONNECTION_REFUSED,
+        LOCK_WAITING,
+        LOCK_ACQUIRED,
+        LOCK_DRAINED,
+        LOCK_RELEASED,
+        LOCK_TIMEOUT,
+        STATEMENT_BLOCKED,
+        MIGRATION_APPLYING,
+        MIGRATION_APPLIED,
+        MIGRATION_REVERTED,
+        MIGRATION_RUNNING,
+        MIGRATION_FAILED,
+        FILES_INVALID,
+        STATE_CONFLICT,
+        CHECK_PENDING,
+        RUN_INTERRUPTED,
+        RUN_FAILED,
+        EXEC,
+        EXEC_FAILED,
+        RUN_FINISHED,
+    ];
+}
+
 /// Passwords shorter than this are too likely to be ordinary words to blank out.
 const MIN_REDACTED_LEN: usize = 4;
 
-pub fn init(format: LogFormat, filter: &str, secret: Option<String>) -> Result<()> {
+/// Whether text logs are coloured, as no-color.org and bixense.com/clicolors say:
+/// a non-empty `NO_COLOR` never, a `CLICOLOR_FORCE` other than `0` always, `CLICOLOR=0`
+/// never, otherwise only on a terminal (not a dumb one).
+pub fn color(terminal: bool, env: crate::config::Env<'_>) -> bool {
+    let set = |name: &str| env(name).filter(|v| !v.is_empty());
+    if set("NO_COLOR").is_some() {
+        return false;
+    }
+    if set("CLICOLOR_FORCE").is_some_and(|v| v != "0") {
+        return true;
+    }
+    if set("CLICOLOR").is_some_and(|v| v == "0") || set("TERM").as_deref() == Some("dumb") {
+        return false;
+    }
+    terminal
+}
+
+/// Whether stderr is a terminal, for [`color`].
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+pub fn init(format: LogFormat, filter: &str, secret: Option<String>, color: bool) -> Result<()> {
     let filter = EnvFilter::try_new(filter).map_err(|e| {
         Error::Usage(format!(
             "--log-level / SCHEMAGATE_LOG `{filter}` is not a log filter ({e}); try info or debug"
@@ -23,17 +143,114 @@ pub fn init(format: LogFormat, filter: &str, secret: Option<String>) -> Result<(
     let writer = Redacting {
         secret: secret.filter(|s| s.len() >= MIN_REDACTED_LEN),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_target(false);
-    let installed = match format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let lines: Box<dyn Layer<Registry> + Send + Sync> = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .with_target(false)
+            .with_ansi(color)
+            .fmt_fields(TextFields)
+            .boxed(),
+        // Flat: the event's fields beside timestamp, level and message.
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(writer)
+            .with_target(false)
+            .with_ansi(false)
+            .boxed(),
     };
-    installed.map_err(|e| Error::Internal(format!("logging: {e}")))
+    tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        // Counts whatever the log filter shows.
+        .with(Tally.with_filter(LevelFilter::INFO))
+        .try_init()
+        .map_err(|e| Error::Internal(format!("logging: {e}")))
+}
+
+static APPLIED: AtomicU64 = AtomicU64::new(0);
+static REVERTED: AtomicU64 = AtomicU64::new(0);
+
+/// Migrations applied and reverted so far in this run, as its `migration.applied` and
+/// `migration.reverted` lines said: what `run.finished` reports, however the run ended.
+pub fn tally() -> (u64, u64) {
+    (
+        APPLIED.load(Ordering::Relaxed),
+        REVERTED.load(Ordering::Relaxed),
+    )
+}
+
+/// Counts the `migration.applied` / `migration.reverted` events, at whatever log level
+/// the lines themselves are shown.
+struct Tally;
+
+impl<S: tracing::Subscriber> Layer<S> for Tally {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let mut name = EventName(None);
+        event.record(&mut name);
+        let counter = match name.0.as_deref() {
+            Some(event::MIGRATION_APPLIED) => &APPLIED,
+            Some(event::MIGRATION_REVERTED) => &REVERTED,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+struct EventName(Option<String>);
+
+impl Visit for EventName {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "event" {
+            self.0 = Some(value.to_string());
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "event" {
+            self.0 = Some(format!("{value:?}").trim_matches('"').to_string());
+        }
+    }
+}
+
+/// Text lines: the message, then `key=value` fields; `event` is left to JSON, as the
+/// message already says it to a person.
+struct TextFields;
+
+impl<'w> FormatFields<'w> for TextFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut visitor = TextVisitor {
+            writer: &mut writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct TextVisitor<'a, 'w> {
+    writer: &'a mut Writer<'w>,
+    first: bool,
+    result: std::fmt::Result,
+}
+
+impl Visit for TextVisitor<'_, '_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if self.result.is_err() || field.name() == "event" {
+            return;
+        }
+        let space = if self.first { "" } else { " " };
+        self.first = false;
+        self.result = match field.name() {
+            "message" => write!(self.writer, "{space}{value:?}"),
+            name => write!(self.writer, "{space}{name}={value:?}"),
+        };
+    }
 }
 
 /// Replaces every occurrence of `secret` with `***`: as it is, and as JSON logs and URLs
@@ -147,6 +364,46 @@ impl Drop for EventBuffer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_as_no_color_org_says() {
+        let with = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(color(true, &with(&[])));
+        assert!(!color(false, &with(&[])));
+        assert!(!color(true, &with(&[("NO_COLOR", "1")])));
+        assert!(color(true, &with(&[("NO_COLOR", "")])));
+        assert!(color(false, &with(&[("CLICOLOR_FORCE", "1")])));
+        assert!(!color(false, &with(&[("CLICOLOR_FORCE", "0")])));
+        assert!(!color(
+            false,
+            &with(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "x")])
+        ));
+        assert!(!color(true, &with(&[("CLICOLOR", "0")])));
+        assert!(!color(true, &with(&[("TERM", "dumb")])));
+        assert!(color(
+            false,
+            &with(&[("CLICOLOR_FORCE", "yes"), ("TERM", "dumb")])
+        ));
+    }
+
+    #[test]
+    fn event_names_are_unique_and_dotted() {
+        let mut seen = std::collections::HashSet::new();
+        for name in event::ALL {
+            assert!(seen.insert(name), "{name} twice");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_'),
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn redacts_long_enough_secrets_only() {

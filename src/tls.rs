@@ -324,7 +324,7 @@ mod tests {
     fn attempts_for(url: &str) -> Attempts {
         use clap::Parser;
         let global =
-            crate::config::Cli::try_parse_from(["schemagate", "--database-url", url, "wait"])
+            crate::config::Cli::try_parse_from(["schemagate", "wait", "--database-url", url])
                 .expect("valid args")
                 .global;
         let connection = crate::config::connection(&global, &|_| None).expect("valid url");

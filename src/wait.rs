@@ -14,6 +14,7 @@ use crate::config::{Connection, SslMode};
 use crate::db::{self, ConnectError, Session};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
+use crate::output::event;
 use crate::tls;
 
 /// The time a run may spend waiting for connections, shared by the first connection and
@@ -37,6 +38,9 @@ impl Budget {
 /// What each reconnection costs the budget even when it succeeds at once, so a connection
 /// that is lost again and again (or an error mistaken for a loss) cannot loop forever.
 const RECONNECT_COST: Duration = Duration::from_secs(1);
+
+/// While retrying, people are told every this often that it is still waiting.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// One attempt is never allowed to hang longer than this, so the loop keeps its rhythm.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,6 +76,7 @@ pub async fn connect(
         .without_max_times()
         .build();
     let mut attempts = 0u32;
+    let mut reported = started;
     loop {
         interrupt.check()?;
         attempts += 1;
@@ -85,11 +90,25 @@ pub async fn connect(
                 budget.connections += 1;
                 let waited = started.elapsed();
                 budget.remaining = budget.remaining.saturating_sub(waited);
+                let ready = format!(
+                    "database {target} is ready after {} ({})",
+                    crate::report::duration(waited),
+                    crate::report::plural(attempts as usize, "attempt")
+                );
+                // After a wait it is news; otherwise only for debugging.
                 if attempts > 1 {
                     tracing::info!(
-                        attempts,
-                        waited_ms = waited.as_millis() as u64,
-                        "database {target} is ready"
+                        event = event::WAIT_READY,
+                        attempt = attempts,
+                        duration_ms = waited.as_millis() as u64,
+                        "{ready}"
+                    );
+                } else {
+                    tracing::debug!(
+                        event = event::WAIT_READY,
+                        attempt = attempts,
+                        duration_ms = waited.as_millis() as u64,
+                        "{ready}"
                     );
                 }
                 return Ok(session);
@@ -101,14 +120,34 @@ pub async fn connect(
             },
             Err(_) => format!(
                 "no answer within {}",
-                humantime::format_duration(attempt_timeout)
+                crate::report::duration(attempt_timeout)
             ),
         };
-        tracing::debug!(attempt = attempts, "database {target} not ready: {failure}");
+        // Every retry is an event; people see the first and one every few seconds.
         if attempts == 1 {
             tracing::info!(
+                event = event::WAIT_RETRY,
+                attempt = attempts,
+                error = %failure,
                 "waiting for database {target} (up to {}): {failure}",
-                humantime::format_duration(budget.remaining)
+                crate::report::duration(budget.remaining)
+            );
+            reported = Instant::now();
+        } else if reported.elapsed() >= REPORT_EVERY {
+            tracing::info!(
+                event = event::WAIT_RETRY,
+                attempt = attempts,
+                error = %failure,
+                "still waiting for database {target} after {} (attempt {attempts}): {failure}",
+                crate::report::duration(started.elapsed())
+            );
+            reported = Instant::now();
+        } else {
+            tracing::debug!(
+                event = event::WAIT_RETRY,
+                attempt = attempts,
+                error = %failure,
+                "database {target} not ready (attempt {attempts}): {failure}"
             );
         }
         let now = Instant::now();
@@ -189,9 +228,9 @@ mod tests {
     async fn reconnections_use_up_the_budget_and_then_stop() {
         let global = <crate::config::Cli as clap::Parser>::try_parse_from([
             "schemagate",
+            "wait",
             "--database-url",
             "postgres://u@127.0.0.1:1/d",
-            "wait",
         ])
         .expect("valid args")
         .global;

@@ -105,3 +105,87 @@ fn up_exec_does_not_run_the_command_after_a_failure() {
         Run::on(&cluster.url(&db), &folder, args).run().expect(2);
     }
 }
+
+/// `schemagate COMMAND --help`.
+fn help(command: &str) -> String {
+    let out = Run::new(&[command, "--help"]).run();
+    out.expect(0);
+    out.stdout
+}
+
+#[test]
+fn each_command_lists_only_the_options_it_uses() {
+    // Offline: no connection, no lock.
+    for command in ["validate", "heads", "new", "merge"] {
+        let text = help(command);
+        for option in [
+            "--database-url",
+            "--wait-timeout",
+            "--lock-timeout",
+            "--lock-mode",
+        ] {
+            assert!(
+                !text.contains(option),
+                "`{command} --help` lists {option}:\n{text}"
+            );
+        }
+        assert!(text.contains("--migrations"), "{command}:\n{text}");
+        assert!(text.contains("--log-format"), "{command}:\n{text}");
+    }
+    // They connect and take the lock.
+    for command in ["up", "down", "redo", "reset", "stamp", "resolve"] {
+        let text = help(command);
+        for option in ["--database-url", "--schema", "--lock-timeout", "--lock-key"] {
+            assert!(
+                text.contains(option),
+                "`{command} --help` lacks {option}:\n{text}"
+            );
+        }
+    }
+    // They connect but take no lock.
+    for command in ["status", "current", "history", "check", "wait"] {
+        let text = help(command);
+        assert!(text.contains("--database-url"), "{command}:\n{text}");
+        for option in ["--lock-timeout", "--lock-mode", "--lock-key"] {
+            assert!(
+                !text.contains(option),
+                "`{command} --help` lists {option}:\n{text}"
+            );
+        }
+    }
+    // `wait` reads no files; only the commands that gate on files know --allow-empty.
+    assert!(!help("wait").contains("--migrations"));
+    assert!(help("check").contains("--allow-empty"));
+    assert!(!help("status").contains("--allow-empty"));
+}
+
+#[test]
+fn an_option_where_it_means_nothing_is_a_clear_usage_error() {
+    let out = Run::new(&["validate", "--database-url", "postgres://u@h/d"]).run();
+    out.expect(2).stderr_has("--database-url");
+    Run::new(&["status", "--lock-timeout", "5s"])
+        .run()
+        .expect(2)
+        .stderr_has("--lock-timeout");
+    // The environment variables stay harmless where they mean nothing.
+    let folder = Folder::with(&[("1_a.sql", "SELECT 1;\n")]);
+    Run::on("postgres://u@h/d", &folder, &["validate"])
+        .env("SCHEMAGATE_LOCK_TIMEOUT", "5s")
+        .run()
+        .expect(0);
+    // Logging options work on every command, before or after its name.
+    Run::on(
+        "postgres://u@h/d",
+        &folder,
+        &["--log-format", "json", "validate"],
+    )
+    .run()
+    .expect(0);
+    Run::on(
+        "postgres://u@h/d",
+        &folder,
+        &["heads", "--log-level", "debug"],
+    )
+    .run()
+    .expect(0);
+}

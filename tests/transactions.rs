@@ -53,7 +53,7 @@ fn unvalidated(sql: &str) -> Migration {
 /// Applies `migration` with the runner's own code, holding the session lock as `up` does.
 fn apply_unvalidated(url: &str, migration: &Migration) -> schemagate::Result<Duration> {
     let cli =
-        Cli::try_parse_from(["schemagate", "--database-url", url, "validate"]).expect("arguments");
+        Cli::try_parse_from(["schemagate", "status", "--database-url", url]).expect("arguments");
     let connection = config::connection(&cli.global, &|_| None).expect("connection");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -541,8 +541,13 @@ fn json_logs_are_one_object_per_line() {
     }
     assert!(
         lines
-            .last()
-            .is_some_and(|l| l.contains("\"applied\":1") && l.contains("applied 1 migration")),
+            .iter()
+            .any(|l| l.contains("\"applied\":1") && l.contains("applied 1 migration")),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        lines.last().is_some_and(|l| l.contains("\"run.finished\"")),
         "{}",
         outcome.stderr
     );
@@ -554,9 +559,13 @@ fn text_logs_have_time_level_and_fields() {
     let folder = Folder::with(&[("1_a.sql", "CREATE TABLE a (id int);\n")]);
     let outcome = Run::on(&url, &folder, &["up", "--log-level", "debug"]).run();
     outcome.expect(0);
-    let last = outcome.stderr.lines().last().unwrap_or_default();
-    assert!(last.contains(" INFO "), "{last}");
-    assert!(last.contains("elapsed_ms="), "{last}");
-    assert!(last.starts_with("20"), "timestamp first: {last}");
+    let summary = outcome
+        .stderr
+        .lines()
+        .find(|l| l.contains("applied 1 migration"))
+        .unwrap_or_default();
+    assert!(summary.contains(" INFO "), "{summary}");
+    assert!(summary.contains("elapsed_ms="), "{summary}");
+    assert!(summary.starts_with("20"), "timestamp first: {summary}");
     outcome.stderr_has("DEBUG");
 }

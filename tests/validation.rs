@@ -91,12 +91,7 @@ fn sigterm_while_the_files_load_exits_143_at_once() {
     drop(big);
 
     let started = Instant::now();
-    let child = Run::on(
-        NOBODY_LISTENS,
-        &folder,
-        &["validate", "--wait-timeout", "60s"],
-    )
-    .spawn();
+    let child = Run::on(NOBODY_LISTENS, &folder, &["validate"]).spawn();
     std::thread::sleep(Duration::from_millis(400));
     let pid = i32::try_from(child.id()).expect("pid fits");
     // SAFETY: kill(2) on the child this test spawned and has not reaped yet.
@@ -144,13 +139,15 @@ fn an_empty_or_missing_folder_fails_every_gate_with_exit_3() {
     let missing = Folder::new();
     let missing_path = missing.path().join("not-there");
     for args in GATES {
-        let mut full = args.to_vec();
-        full.extend(["--wait-timeout", "60s"]);
+        // A long wait, from the environment: `validate` has no --wait-timeout.
         for folder in [&empty, &readme_only] {
-            let outcome = Run::on(NOBODY_LISTENS, folder, &full).run();
+            let outcome = Run::on(NOBODY_LISTENS, folder, args)
+                .env("SCHEMAGATE_WAIT_TIMEOUT", "60s")
+                .run();
             expect_no_migrations(&outcome, folder.path(), args);
         }
-        let outcome = Run::new(&full)
+        let outcome = Run::new(args)
+            .env("SCHEMAGATE_WAIT_TIMEOUT", "60s")
             .env("DATABASE_URL", NOBODY_LISTENS)
             .env(
                 "SCHEMAGATE_MIGRATIONS",
