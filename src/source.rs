@@ -55,12 +55,20 @@ pub fn load(dir: &Path, layout: Option<Layout>) -> Result<Graph> {
             }
             continue;
         };
-        if name.starts_with('.') || !layout::is_candidate(name) {
+        if name.starts_with('.') {
+            continue;
+        }
+        if !layout::is_candidate(name) {
+            skipped(dir, name, &entry);
             continue;
         }
         match kind(&entry) {
             Kind::File => files.push(Ok(name.to_string())),
-            Kind::Directory => {}
+            Kind::Directory => tracing::warn!(
+                "skipped {}: a folder, and migrations are read from {} alone (not from subfolders)",
+                dir.join(name).display(),
+                dir.display()
+            ),
             Kind::Special(what) => files.push(Err(FileProblem::new(
                 dir.join(name).display().to_string(),
                 None,
@@ -206,6 +214,23 @@ fn on_every_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -
             })
             .collect()
     })
+}
+
+/// A name that looks like a migration but is not read gets a warning: `1_a.SQL`,
+/// `1_a.sql.txt`, `1_a.sql.bak`, a subfolder. Saying nothing would let a misnamed file sit
+/// there unapplied while the gate passes.
+fn skipped(dir: &Path, name: &str, entry: &fs::DirEntry) {
+    let lower = name.to_ascii_lowercase();
+    let why = if lower.ends_with(".sql") {
+        "only the lower-case `.sql` ending is read: rename it"
+    } else if lower.contains(".sql.") || lower.ends_with(".sql~") {
+        "its name does not end in `.sql`: rename it if it is a migration"
+    } else if matches!(kind(entry), Kind::Directory) {
+        "a folder, and migrations are read from the folder alone (not from subfolders)"
+    } else {
+        return;
+    };
+    tracing::warn!("skipped {}: {why}", dir.join(name).display());
 }
 
 enum Kind {

@@ -94,3 +94,33 @@ fn offline_ranges_go_each_way_and_say_which_command_goes_the_other() {
         .expect(2)
         .stderr_has("schemagate up 1:2 --sql");
 }
+
+#[test]
+fn files_that_look_like_migrations_but_are_skipped_get_a_warning_each() {
+    let folder = Folder::with(&[
+        ("1_a.sql", "CREATE TABLE a (id int);\n"),
+        ("2_b.SQL", "CREATE TABLE b (id int);\n"),
+        ("3_c.sql.txt", "CREATE TABLE c (id int);\n"),
+        ("README.md", "notes\n"),
+    ]);
+    std::fs::create_dir(folder.path().join("old")).expect("subfolder");
+    let out = Run::new(&["validate"])
+        .env(
+            "SCHEMAGATE_MIGRATIONS",
+            folder.path().to_str().expect("utf-8"),
+        )
+        .run();
+    out.expect(0)
+        .stdout_has("ok: 1 migration")
+        .stderr_has(&format!(
+            "skipped {}: only the lower-case `.sql` ending",
+            folder.shown("2_b.SQL")
+        ))
+        .stderr_has(&format!(
+            "skipped {}: its name does not end in `.sql`",
+            folder.shown("3_c.sql.txt")
+        ))
+        .stderr_has(&format!("skipped {}: a folder", folder.shown("old")));
+    assert!(!out.stderr.contains("README"), "{}", out.stderr);
+    assert_eq!(out.stderr.matches("skipped ").count(), 3, "{}", out.stderr);
+}
