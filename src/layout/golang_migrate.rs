@@ -19,8 +19,21 @@ const SPELLING: Spelling = Spelling {
 };
 
 pub fn read(files: &[&File]) -> (Vec<Migration>, Vec<FileProblem>) {
+    read_pairs(files, false, "golang-migrate", &SPELLING, as_sent)
+}
+
+/// golang-migrate's and sqlx's reading: group the files by version (`plain`: a lone
+/// `N_x.sql` is an irreversible migration, as sqlx has them), then make each group's up
+/// and down files into sections with `section`.
+pub(crate) fn read_pairs(
+    files: &[&File],
+    plain: bool,
+    tool: &str,
+    spelling: &Spelling,
+    section: fn(&str) -> Section,
+) -> (Vec<Migration>, Vec<FileProblem>) {
     let mut problems = Vec::new();
-    let groups = group(files, false, "golang-migrate", &mut problems);
+    let groups = group(files, plain, tool, &mut problems);
     let mut migrations = Vec::new();
     for g in groups {
         let Some(up) = g.up else { continue };
@@ -29,15 +42,15 @@ pub fn read(files: &[&File]) -> (Vec<Migration>, Vec<FileProblem>) {
         };
         let down = g
             .down
-            .and_then(|d| decode(d, &mut problems).map(|text| as_sent(&text)));
+            .and_then(|d| decode(d, &mut problems).map(|text| section(&text)));
         match migration::foreign(
             &up.path,
             g.down.map(|d| d.path.as_str()),
             g.version,
             g.description,
-            as_sent(&up_text),
+            section(&up_text),
             down,
-            &SPELLING,
+            spelling,
         ) {
             Ok(m) => migrations.push(m),
             Err(mut p) => problems.append(&mut p),

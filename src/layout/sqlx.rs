@@ -3,10 +3,10 @@
 //! `_sqlx_migrations.version`). A file whose first line is `-- no-transaction` runs
 //! outside a transaction, as sqlx runs it.
 
-use super::golang_migrate::group;
-use super::{File, decode, duplicates};
+use super::File;
+use super::golang_migrate::read_pairs;
 use crate::error::FileProblem;
-use crate::migration::{self, Migration, Section, Spelling};
+use crate::migration::{Migration, Section, Spelling};
 
 const SPELLING: Spelling = Spelling {
     up: "in the file",
@@ -15,32 +15,7 @@ const SPELLING: Spelling = Spelling {
 };
 
 pub fn read(files: &[&File]) -> (Vec<Migration>, Vec<FileProblem>) {
-    let mut problems = Vec::new();
-    let groups = group(files, true, "sqlx", &mut problems);
-    let mut migrations = Vec::new();
-    for g in groups {
-        let Some(up) = g.up else { continue };
-        let Some(up_text) = decode(up, &mut problems) else {
-            continue;
-        };
-        let down = g
-            .down
-            .and_then(|d| decode(d, &mut problems).map(|text| section(&text)));
-        match migration::foreign(
-            &up.path,
-            g.down.map(|d| d.path.as_str()),
-            g.version,
-            g.description,
-            section(&up_text),
-            down,
-            &SPELLING,
-        ) {
-            Ok(m) => migrations.push(m),
-            Err(mut p) => problems.append(&mut p),
-        }
-    }
-    duplicates(&mut migrations, &mut problems);
-    (migrations, problems)
+    read_pairs(files, true, "sqlx", &SPELLING, section)
 }
 
 fn section(text: &str) -> Section {
