@@ -234,15 +234,8 @@ fn parse_conf(file: &File, problems: &mut Vec<FileProblem>) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::tests::file;
     use crate::migration::compare_revisions;
-
-    fn file(name: &str, text: &str) -> File {
-        File {
-            name: name.into(),
-            path: format!("m/{name}"),
-            bytes: text.as_bytes().to_vec(),
-        }
-    }
 
     #[test]
     fn names() {

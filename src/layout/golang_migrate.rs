@@ -230,14 +230,7 @@ pub(crate) fn refuses_transaction_block(sql: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn file(name: &str, text: &str) -> File {
-        File {
-            name: name.into(),
-            path: format!("m/{name}"),
-            bytes: text.as_bytes().to_vec(),
-        }
-    }
+    use crate::layout::tests::file;
 
     fn read_all(files: &[File]) -> (Vec<Migration>, Vec<FileProblem>) {
         read(&files.iter().collect::<Vec<_>>())

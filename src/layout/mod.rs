@@ -412,8 +412,17 @@ pub(crate) fn duplicates(migrations: &mut Vec<Migration>, problems: &mut Vec<Fil
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A file of a folder, as the layouts read it.
+    pub(crate) fn file(name: &str, text: &str) -> File {
+        File {
+            name: name.into(),
+            path: format!("m/{name}"),
+            bytes: text.as_bytes().to_vec(),
+        }
+    }
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()

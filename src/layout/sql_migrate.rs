@@ -109,14 +109,7 @@ fn word(line: &str) -> Option<Result<Word, String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn file(name: &str, text: &str) -> File {
-        File {
-            name: name.into(),
-            path: format!("m/{name}"),
-            bytes: text.as_bytes().to_vec(),
-        }
-    }
+    use crate::layout::tests::file;
 
     #[test]
     fn ids_are_file_names_in_sql_migrates_order() {

@@ -29,14 +29,7 @@ fn section(text: &str) -> Section {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn file(name: &str, text: &str) -> File {
-        File {
-            name: name.into(),
-            path: format!("m/{name}"),
-            bytes: text.as_bytes().to_vec(),
-        }
-    }
+    use crate::layout::tests::file;
 
     #[test]
     fn simple_and_reversible_files_and_no_transaction() {
