@@ -220,7 +220,7 @@ async fn statement_by_statement(
     interrupt: &Interrupt,
 ) -> Result<Duration> {
     let started = Instant::now();
-    let parts = script::statement_by_statement(tables, migration, step, guard)?;
+    let parts = script::statement_by_statement(tables, migration, step)?;
     let section = script::section(migration, step)?;
     session.execute(&parts.before).await?;
     let label = format!("{} ({})", migration.revision, migration.path);
@@ -314,7 +314,7 @@ async fn statement_by_statement(
                         &migration.revision,
                         "failed",
                         Some(&message),
-                    ) + &guard.release_for_session()),
+                    )),
                 )
                 .await?;
             return Err(Error::Conflict(vec![message]));
@@ -422,7 +422,7 @@ async fn statement_by_statement(
             )
         }
     };
-    let undo = script::failed(tables, migration, step, committed, &detail, guard);
+    let undo = script::failed(tables, migration, step, committed, &detail);
     session.execute(&undo).await?;
     Err(error)
 }

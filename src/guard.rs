@@ -1,11 +1,13 @@
 //! The work guard: what every piece of a run's work takes first and proves before it
 //! commits, as SQL text (pure, so `--sql` prints exactly what the runner sends).
 //!
-//! - Every transaction takes `pg_advisory_xact_lock_shared` on the key's two-int form, and
-//!   every `transaction:false` step holds its session-level twin while its statements run.
-//!   A runner taking over the lock waits until no backend holds either (`lock::acquire`),
-//!   so it never reads the history while a statement of a runner it replaced still runs
-//!   on the server (its client may be gone; its backend is not).
+//! - Every transaction takes `pg_advisory_xact_lock_shared` on the key's two-int form. A
+//!   runner taking over the lock waits until no backend holds it (`lock::acquire`), so it
+//!   never reads the history while a batch of a runner it replaced still runs on the server
+//!   (its client may be gone; its backend is not). A `transaction:false` statement runs in
+//!   no transaction of ours, and a session-level lock would stay behind on a pooled server
+//!   connection, so for those the taker looks at `pg_stat_activity` instead
+//!   (`Migrator::wait_for_running`).
 //! - A transactional migration's closing history statement proves the transaction is still
 //!   the one schemagate opened: the shared lock is held by this backend (a `COMMIT` or
 //!   `ROLLBACK` hidden in the migration would have released it) and, in session lock mode,
@@ -35,17 +37,6 @@ impl Guard {
     pub fn take_in_transaction(&self) -> String {
         let (high, low) = self.halves();
         format!("SELECT pg_advisory_xact_lock_shared({high}, {low});\n")
-    }
-
-    /// Held by a `transaction:false` step from its `running` row to its finished row.
-    pub fn take_for_session(&self) -> String {
-        let (high, low) = self.halves();
-        format!("SELECT pg_advisory_lock_shared({high}, {low});\n")
-    }
-
-    pub fn release_for_session(&self) -> String {
-        let (high, low) = self.halves();
-        format!("SELECT pg_advisory_unlock_shared({high}, {low});\n")
     }
 
     /// An SQL condition: this backend holds the advisory lock in `objsubid` space (1: the

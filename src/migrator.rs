@@ -160,7 +160,7 @@ impl<'a> Migrator<'a> {
         let rows = history::read(session, &self.tables)
             .await?
             .unwrap_or_default();
-        // Identity (issue 10, item 1): a respelling or an allowed rename is recorded under the lock.
+        // A respelling or an allowed rename is recorded under the lock.
         if !identity::rekeys(self.graph, &rows, self.options).is_empty() {
             return Ok(false);
         }
@@ -190,10 +190,8 @@ impl<'a> Migrator<'a> {
     ) -> Result<()> {
         let interrupt = self.ctx.interrupt;
         history::ensure_tables(session, &self.tables).await?;
-        let rows = history::read(session, &self.tables)
-            .await?
-            .unwrap_or_default();
-        // Identity (issue 10, item 1): rows take their files' spelling before any step.
+        let rows = self.settled_history(session).await?;
+        // Rows take their files' spelling before any step.
         let rows = identity::record(session, &self.tables, self.graph, rows, self.options).await?;
         let state = plan::reconcile(self.graph, &rows, self.options);
         let goals = match &run.goals {
@@ -380,10 +378,8 @@ impl<'a> Migrator<'a> {
                     return Err(Error::Internal("woken without asking to be".into()));
                 };
                 history::ensure_tables(&session, &self.tables).await?;
-                let rows = history::read(&session, &self.tables)
-                    .await?
-                    .unwrap_or_default();
-                // Identity (issue 10, item 1): rows take their files' spelling first.
+                let rows = self.settled_history(&session).await?;
+                // Rows take their files' spelling first.
                 let rows = identity::record(&session, &self.tables, self.graph, rows, self.options)
                     .await?;
                 let value = work(&session, rows).await?;
@@ -399,6 +395,92 @@ impl<'a> Migrator<'a> {
                 }
             }
         }
+    }
+
+    /// The history under the lock, once no `running` row's statement is still active on
+    /// the server. Such a row belongs to a runner that lost its lock connection but not its
+    /// backend (a `transaction:false` statement runs on, client or not): calling it dirty,
+    /// or letting `resolve` settle it, while the statement runs would be a lie. Asked of
+    /// `pg_stat_activity` by the statements' text, which works behind a pooler too.
+    async fn settled_history(&self, session: &Session) -> Result<Vec<AppliedRow>> {
+        let started = Instant::now();
+        let mut reported: Option<Instant> = None;
+        loop {
+            let rows = history::read(session, &self.tables)
+                .await?
+                .unwrap_or_default();
+            let Some(sql) = self.running_statements(&rows) else {
+                return Ok(rows);
+            };
+            let active = session.rows(&sql).await?;
+            let Some(first) = active.first() else {
+                if reported.is_some() {
+                    tracing::info!(
+                        event = event::LOCK_DRAINED,
+                        duration_ms = started.elapsed().as_millis() as u64,
+                        "the interrupted run's last statement is done"
+                    );
+                }
+                return Ok(rows);
+            };
+            let field = |i: usize| first.get(i).cloned().flatten().unwrap_or_default();
+            let holder = format!("pid {} (migration {}, `{}`)", field(0), field(1), field(2));
+            if started.elapsed() >= self.ctx.global.lock_timeout {
+                return Err(Error::LockTimeout {
+                    waited: self.ctx.global.lock_timeout,
+                    holder: Some(holder),
+                });
+            }
+            if reported.is_none_or(|at| at.elapsed() >= Duration::from_secs(5)) {
+                tracing::info!(
+                    "waiting for the last statement of an interrupted run: {holder} is still running"
+                );
+                reported = Some(Instant::now());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                signal = self.ctx.interrupt.wait() => return Err(Error::Interrupted(signal)),
+            }
+        }
+    }
+
+    /// A query of the active backends running a statement of a `running` row's
+    /// `transaction:false` section, or `None` when there is no such row.
+    fn running_statements(&self, rows: &[AppliedRow]) -> Option<String> {
+        // pg_stat_activity keeps the first 1023 bytes of a query: compare 200 characters.
+        let mut candidates = Vec::new();
+        for row in rows.iter().filter(|r| r.status == plan::RowStatus::Running) {
+            let Some(m) = self
+                .graph
+                .find(&row.revision)
+                .map(|n| self.graph.migration(n))
+            else {
+                continue;
+            };
+            for section in [Some(&m.up), m.down.as_ref()].into_iter().flatten() {
+                if section.transactional {
+                    continue;
+                }
+                for statement in crate::split::split(&section.sql).unwrap_or_default() {
+                    let start: String = statement.sql.chars().take(200).collect();
+                    candidates.push(format!(
+                        "({}, {})",
+                        history::quote_literal(&start),
+                        history::quote_literal(&m.revision)
+                    ));
+                }
+            }
+        }
+        if candidates.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "SELECT a.pid::text, c.revision, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120) \
+             FROM pg_stat_activity a JOIN (VALUES {}) AS c (start, revision) \
+             ON left(a.query, 200) = c.start \
+             WHERE a.state = 'active' AND a.pid <> pg_backend_pid()",
+            candidates.join(", ")
+        ))
     }
 
     async fn lock(&self, session: &Session, deadline: Instant, wake: bool) -> Result<Acquired> {

@@ -96,7 +96,6 @@ pub fn statement_by_statement<'a>(
     tables: &Tables,
     migration: &'a Migration,
     step: Step,
-    guard: Guard,
 ) -> Result<Statements<'a>> {
     let section = section(migration, step)?;
     let statements = split::split(&section.sql).map_err(|e| {
@@ -117,14 +116,11 @@ pub fn statement_by_statement<'a>(
         ),
     };
     Ok(Statements {
-        before: guard.take_for_session()
-            + &before
-            + &history::event(tables, action(step), revision, "started", None),
+        before: before + &history::event(tables, action(step), revision, "started", None),
         statements,
         reset: RESET_SESSION,
         finish,
-        after: history::event(tables, action(step), revision, "ok", None)
-            + &guard.release_for_session(),
+        after: history::event(tables, action(step), revision, "ok", None),
     })
 }
 
@@ -137,7 +133,6 @@ pub fn failed(
     step: Step,
     committed: usize,
     detail: &str,
-    guard: Guard,
 ) -> String {
     let revision = &migration.revision;
     let row = match (committed, step) {
@@ -148,7 +143,6 @@ pub fn failed(
     String::from(RESET_SESSION)
         + &row
         + &history::event(tables, action(step), revision, "failed", Some(detail))
-        + &guard.release_for_session()
 }
 
 /// What `--sql` prints: a psql script of `steps`, under the same advisory lock as a run.
@@ -200,7 +194,7 @@ pub fn render(
             if section.transactional {
                 out.push_str(&transaction(tables, m, step, guard)?.sql);
             } else {
-                let parts = statement_by_statement(tables, m, step, guard)?;
+                let parts = statement_by_statement(tables, m, step)?;
                 out.push_str(&parts.before);
                 for statement in &parts.statements {
                     out.push_str(statement.sql);
@@ -569,12 +563,11 @@ mod tests {
             "-- up 1 a (m/1_a.sql)\nBEGIN;\nSELECT pg_advisory_xact_lock_shared(0, 42);\nINSERT"
         ));
         assert!(script.contains(
-            "transaction:false: statement by statement\nSELECT pg_advisory_lock_shared(0, 42);\nINSERT INTO \"public\".\"schemagate_history\""
+            "transaction:false: statement by statement\nINSERT INTO \"public\".\"schemagate_history\""
         ));
         assert!(script.contains(
             "CREATE INDEX CONCURRENTLY i ON a (id);\nRESET ALL;\nRESET SESSION AUTHORIZATION;\nRESET ROLE;\nUPDATE"
         ));
-        assert!(script.contains("SELECT pg_advisory_unlock_shared(0, 42);"));
         assert!(script.ends_with("SELECT pg_advisory_unlock(42);\n"));
         assert_eq!(
             script.matches("BEGIN;").count(),

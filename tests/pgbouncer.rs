@@ -172,3 +172,43 @@ fn lock_mode_none_warns_loudly() {
     .stderr_has("WARN")
     .stderr_has("no lock is taken");
 }
+
+/// transaction:false statements behind transaction pooling leave nothing on a pooled
+/// server connection that could make the next run wait (a session-level lock would).
+#[test]
+fn transaction_false_migrations_behind_transaction_pooling_never_wedge_the_next_run() {
+    let cluster = Cluster::shared();
+    let bouncer = Bouncer::start(cluster, "transaction");
+    let db = cluster.create_database("pooled_nontx");
+    let folder = Folder::with(&[
+        ("1_t.sql", "CREATE TABLE t (id int);\n"),
+        (
+            "2_idx.sql",
+            "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY t_id ON t (id);\nSELECT 1;\n",
+        ),
+    ]);
+    let url = bouncer.url(&db);
+    let args = ["up", "--lock-mode", "transaction", "--lock-timeout", "10s"];
+    Run::on(&url, &folder, &args).run().expect(0);
+    folder.write(
+        "3_more.sql",
+        "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY t_id2 ON t (id);\n",
+    );
+    let second = Run::on(&url, &folder, &args).run();
+    second.expect(0).stderr_has("applied 1 migration");
+    assert!(
+        second.elapsed < std::time::Duration::from_secs(8),
+        "{:?}\n{}",
+        second.elapsed,
+        second.stderr
+    );
+    assert_eq!(
+        cluster.psql(
+            &db,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ),
+        "0",
+        "no guard left behind"
+    );
+}
