@@ -40,22 +40,37 @@ impl Guard {
     }
 
     /// An SQL condition: this backend holds the advisory lock in `objsubid` space (1: the
-    /// run's bigint key, 2: the guard's two-int form).
+    /// run's bigint key, 2: the guard's two-int form). A backend's advisory locks are all in
+    /// its own database, so the pid alone says whose.
     fn held(&self, objsubid: u8) -> String {
-        let (high, low) = self.halves();
-        let (high, low) = (high as u32, low as u32);
         format!(
             "EXISTS (SELECT FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted \
-             AND pid = pg_catalog.pg_backend_pid() AND objsubid = {objsubid} AND classid = {high} \
-             AND objid = {low} AND database = (SELECT oid FROM pg_catalog.pg_database \
-             WHERE datname = pg_catalog.current_database()))"
+             AND pid = pg_catalog.pg_backend_pid() AND {})",
+            self.space(objsubid)
         )
     }
 
-    /// An SQL condition: the transaction is still schemagate's and the lock still ours.
+    fn space(&self, objsubid: u8) -> String {
+        let (high, low) = match objsubid {
+            1 => ((self.key >> 32) as u32, self.key as u32),
+            _ => {
+                let (high, low) = self.halves();
+                (high as u32, low as u32)
+            }
+        };
+        format!("objsubid = {objsubid} AND classid = {high} AND objid = {low}")
+    }
+
+    /// An SQL condition: the transaction is still schemagate's and the lock still ours
+    /// (one pass over `pg_locks`, which every closing row pays for).
     pub fn intact(&self) -> String {
         if self.session_lock {
-            format!("({} AND {})", self.held(2), self.held(1))
+            format!(
+                "((SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND pid = pg_catalog.pg_backend_pid() AND (({}) OR ({}))) = 2)",
+                self.space(2),
+                self.space(1)
+            )
         } else {
             self.held(2)
         }
@@ -89,17 +104,27 @@ impl Guard {
 /// Statements that drop schemagate's session advisory lock, named for the message that
 /// says why the run stopped: `pg_advisory_unlock_all()`, `DISCARD ALL`, ...
 pub fn lock_dropping_statement(sql: &str) -> Option<&'static str> {
-    let lower = sql.to_ascii_lowercase();
-    let squeezed: String = lower.split_whitespace().collect::<Vec<_>>().join(" ");
-    [
-        ("pg_advisory_unlock_all", "pg_advisory_unlock_all()"),
-        ("discard all", "DISCARD ALL"),
-        ("pg_advisory_unlock", "pg_advisory_unlock()"),
-        ("pg_terminate_backend", "pg_terminate_backend()"),
-    ]
-    .into_iter()
-    .find(|(needle, _)| squeezed.contains(needle))
-    .map(|(_, name)| name)
+    // Asked of every statement of a `transaction:false` section: no copies.
+    let has = |needle: &str| {
+        sql.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    };
+    if has("pg_advisory_unlock_all") {
+        Some("pg_advisory_unlock_all()")
+    } else if has("discard")
+        && sql
+            .split_whitespace()
+            .any(|w| w.trim_end_matches(';').eq_ignore_ascii_case("all"))
+    {
+        Some("DISCARD ALL")
+    } else if has("pg_advisory_unlock") {
+        Some("pg_advisory_unlock()")
+    } else if has("pg_terminate_backend") {
+        Some("pg_terminate_backend()")
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -115,6 +140,7 @@ mod tests {
         assert_eq!(guard.halves(), (-1, -2));
         assert!(guard.intact().contains("classid = 4294967295"));
         assert!(guard.intact().contains("objsubid = 1"));
+        assert!(guard.intact().contains("= 2)"), "one pass, both locks");
         let transaction_mode = Guard {
             key: -2,
             session_lock: false,

@@ -444,8 +444,11 @@ impl<'a> Migrator<'a> {
         }
     }
 
-    /// A query of the active backends running a statement of a `running` row's
-    /// `transaction:false` section, or `None` when there is no such row.
+    /// A query of the backends running a statement of a `running` row's
+    /// `transaction:false` section (or what follows its last one), or between two of them
+    /// (idle for a moment, its last query one of those), or `None` when there is no such
+    /// row. A backend idle for longer is not a runner at work: behind a pooler it may keep
+    /// such a last query for ever.
     fn running_statements(&self, rows: &[AppliedRow]) -> Option<String> {
         // pg_stat_activity keeps the first 1023 bytes of a query: compare 200 characters.
         let mut candidates = Vec::new();
@@ -457,18 +460,29 @@ impl<'a> Migrator<'a> {
             else {
                 continue;
             };
+            let mut texts: Vec<String> = Vec::new();
             for section in [Some(&m.up), m.down.as_ref()].into_iter().flatten() {
                 if section.transactional {
                     continue;
                 }
                 for statement in crate::split::split(&section.sql).unwrap_or_default() {
-                    let start: String = statement.sql.chars().take(200).collect();
-                    candidates.push(format!(
-                        "({}, {})",
-                        history::quote_literal(&start),
-                        history::quote_literal(&m.revision)
-                    ));
+                    texts.push(statement.sql.to_string());
                 }
+            }
+            if texts.is_empty() {
+                continue;
+            }
+            // And what its runner sends right after the last one, before the row says so.
+            texts.push(crate::script::RESET_SESSION.to_string());
+            texts.push(history::finish_row(&self.tables, &m.revision));
+            texts.push(history::delete_running_row(&self.tables, &m.revision));
+            for text in texts {
+                let start: String = text.chars().take(200).collect();
+                candidates.push(format!(
+                    "({}, {})",
+                    history::quote_literal(&start),
+                    history::quote_literal(&m.revision)
+                ));
             }
         }
         if candidates.is_empty() {
@@ -478,7 +492,8 @@ impl<'a> Migrator<'a> {
             "SELECT a.pid::text, c.revision, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120) \
              FROM pg_stat_activity a JOIN (VALUES {}) AS c (start, revision) \
              ON left(a.query, 200) = c.start \
-             WHERE a.state = 'active' AND a.pid <> pg_backend_pid()",
+             WHERE a.pid <> pg_backend_pid() AND (a.state = 'active' \
+                OR (a.state LIKE 'idle%' AND a.state_change > now() - interval '2 seconds'))",
             candidates.join(", ")
         ))
     }
