@@ -220,22 +220,12 @@ impl Session {
     /// CPU) and, when it waits for a lock, who holds it.
     pub async fn activity(&self) -> Option<(Option<String>, Option<String>)> {
         let pid = self.pid?;
-        let aside = async {
-            let session = Session::open(&self.connection, &Interrupt::default())
-                .await
-                .ok()?;
-            let sql = format!(
+        let messages = self
+            .ask_aside(&format!(
                 "SELECT wait_event_type || ': ' || wait_event FROM pg_stat_activity WHERE pid = {pid}; {}",
                 blockers_query(pid)
-            );
-            let messages = session.client.simple_query(&sql).await.ok()?;
-            session.close().await;
-            Some(messages)
-        };
-        let messages = tokio::time::timeout(Duration::from_secs(3), aside)
-            .await
-            .ok()
-            .flatten()?;
+            ))
+            .await?;
         let mut rows = messages.iter().filter_map(|m| match m {
             SimpleQueryMessage::Row(row) => Some(row),
             _ => None,
@@ -248,23 +238,7 @@ impl Session {
     /// "pid 42 (application_name psql, state idle in transaction, for 12 s, query `LOCK ...`)"
     /// for each session blocking this one, asked on a second connection.
     pub async fn blockers(&self) -> Option<String> {
-        let pid = self.pid?;
-        let aside = async {
-            let session = Session::open(&self.connection, &Interrupt::default())
-                .await
-                .ok()?;
-            let rows = session
-                .client
-                .simple_query(&blockers_query(pid))
-                .await
-                .ok()?;
-            session.close().await;
-            Some(rows)
-        };
-        let rows = tokio::time::timeout(Duration::from_secs(3), aside)
-            .await
-            .ok()
-            .flatten()?;
+        let rows = self.ask_aside(&blockers_query(self.pid?)).await?;
         let found: Vec<String> = rows
             .iter()
             .filter_map(|m| match m {
@@ -273,6 +247,23 @@ impl Session {
             })
             .collect();
         (!found.is_empty()).then(|| found.join("; "))
+    }
+
+    /// Runs `sql` on a second, short-lived connection (this one may be blocked), giving up
+    /// after a few seconds: the answer only ever goes into a message.
+    async fn ask_aside(&self, sql: &str) -> Option<Vec<SimpleQueryMessage>> {
+        let aside = async {
+            let session = Session::open(&self.connection, &Interrupt::default())
+                .await
+                .ok()?;
+            let messages = session.client.simple_query(sql).await.ok()?;
+            session.close().await;
+            Some(messages)
+        };
+        tokio::time::timeout(Duration::from_secs(3), aside)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Ends the session cleanly: the server gets a Terminate message, not a reset socket.
