@@ -302,19 +302,11 @@ pub fn parse(path: &str, file_name: &str, bytes: &[u8]) -> Result<Migration, Vec
 
     // A merge point may have nothing to run, as an Alembic merge has an empty upgrade().
     let merge_point = revises.as_ref().is_some_and(|parents| parents.len() > 1);
-    let before = problems.len();
-    check_section(path, "up", &up, !merge_point, &mut problems);
-    // An empty up section alone is a draft (what `new` just wrote): read commands show it
-    // as unfinished, the gates refuse it (`Graph::unfinished`).
-    let unfinished = problems.len() == before + 1
-        && problems
-            .last()
-            .is_some_and(|p| p.message.starts_with(EMPTY_UP));
-    if unfinished {
-        problems.pop();
-    }
+    // An empty up section is a draft (what `new` just wrote): read commands show it as
+    // unfinished, the gates refuse it (`Graph::unfinished`).
+    let unfinished = check_section(path, "up", &up, &mut problems) && !merge_point;
     if let Some(down) = &down {
-        check_section(path, "down", down, false, &mut problems);
+        check_section(path, "down", down, &mut problems);
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -386,9 +378,6 @@ pub fn decode<'a>(path: &str, bytes: &'a [u8]) -> Result<Cow<'a, str>, FileProbl
 /// How another tool's layout spells what a message tells the user to write.
 #[derive(Debug, Clone, Copy)]
 pub struct Spelling {
-    /// Where a section's SQL goes, e.g. "below `-- +goose Up`".
-    pub up: &'static str,
-    pub down: &'static str,
     /// How to run a section outside a transaction, e.g. "add `-- +goose NO TRANSACTION`".
     pub no_transaction: &'static str,
 }
@@ -407,10 +396,10 @@ pub fn foreign(
 ) -> Result<Migration, Vec<FileProblem>> {
     let mut problems = Vec::new();
     // Those tools run an empty file as a no-op, so it is not an error here.
-    check_spelled(path, "up", &up, false, spelling, &mut problems);
+    check_hinted(path, &up, spelling.no_transaction, &mut problems);
     if let Some(down) = &down {
         let down_path = down_path.unwrap_or(path);
-        check_spelled(down_path, "down", down, false, spelling, &mut problems);
+        check_hinted(down_path, down, spelling.no_transaction, &mut problems);
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -542,51 +531,25 @@ fn parse_revises(args: &str) -> Result<Vec<String>, String> {
     Ok(parents)
 }
 
+/// Checks a native section; true when it splits into no statement at all.
 fn check_section(
     path: &str,
     name: &str,
     section: &Section,
-    must_have_sql: bool,
     problems: &mut Vec<FileProblem>,
-) {
-    let below = format!("below `-- migrate:{name}`");
+) -> bool {
     let no_transaction = format!("mark the section `-- migrate:{name} transaction:false`");
-    check_hinted(
-        path,
-        name,
-        section,
-        must_have_sql,
-        (&below, &no_transaction),
-        problems,
-    );
+    check_hinted(path, section, &no_transaction, problems)
 }
 
-fn check_spelled(
-    path: &str,
-    name: &str,
-    section: &Section,
-    must_have_sql: bool,
-    spelling: &Spelling,
-    problems: &mut Vec<FileProblem>,
-) {
-    let below = if name == "up" {
-        spelling.up
-    } else {
-        spelling.down
-    };
-    let hints = (below, spelling.no_transaction);
-    check_hinted(path, name, section, must_have_sql, hints, problems);
-}
-
-/// `hints`: where the section's SQL goes, and how to mark it to run outside a transaction.
+/// `no_transaction`: how to mark the section to run outside a transaction, in the
+/// section's own spelling. True when the section splits into no statement at all.
 fn check_hinted(
     path: &str,
-    name: &str,
     section: &Section,
-    must_have_sql: bool,
-    hints: (&str, &str),
+    no_transaction: &str,
     problems: &mut Vec<FileProblem>,
-) {
+) -> bool {
     let statements = match split::split(&section.sql) {
         Ok(statements) => statements,
         Err(e) => {
@@ -606,21 +569,11 @@ fn check_hinted(
             // A string written for standard_conforming_strings = off may be what broke
             // this reading; the other readings still show what the server would run.
             if section.transactional {
-                control_problems(path, hints.1, section, &[], problems);
+                control_problems(path, no_transaction, section, &[], problems);
             }
-            return;
+            return false;
         }
     };
-    if must_have_sql && statements.is_empty() {
-        problems.push(FileProblem::new(
-            path,
-            Some(section.first_line.saturating_sub(1).max(1)),
-            format!(
-                "empty {name} section: write the migration's SQL {}",
-                hints.0
-            ),
-        ));
-    }
     for statement in statements.iter().filter(|s| s.copy_to_stdout()) {
         problems.push(FileProblem::new(
             path,
@@ -630,8 +583,9 @@ fn check_hinted(
         ));
     }
     if section.transactional {
-        control_problems(path, hints.1, section, &statements, problems);
+        control_problems(path, no_transaction, section, &statements, problems);
     }
+    statements.is_empty()
 }
 
 fn control_problems(

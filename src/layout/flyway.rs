@@ -15,8 +15,6 @@ use crate::error::FileProblem;
 use crate::migration::{self, Migration, REPEATABLE_PREFIX, Section, Spelling};
 
 const SPELLING: Spelling = Spelling {
-    up: "in the V script",
-    down: "in the U script",
     no_transaction: "write `executeInTransaction=false` in a <script>.conf file beside it",
 };
 

@@ -12,8 +12,6 @@ use crate::migration::{self, Migration, Section, Spelling};
 use crate::split;
 
 const SPELLING: Spelling = Spelling {
-    up: "in the .up.sql file",
-    down: "in the .down.sql file",
     no_transaction: "wrap the whole file in one BEGIN; ... COMMIT; pair, or make the \
                      statement that needs no transaction the file's only statement",
 };

@@ -10,8 +10,6 @@ use crate::migration::{self, Migration, Section, Spelling};
 use crate::split;
 
 const SPELLING: Spelling = Spelling {
-    up: "below `-- +goose Up`",
-    down: "below `-- +goose Down`",
     no_transaction: "add `-- +goose NO TRANSACTION` to the file",
 };
 

@@ -11,8 +11,6 @@ use crate::error::FileProblem;
 use crate::migration::{self, Migration, REPEATABLE_PREFIX, Spelling};
 
 const SPELLING: Spelling = Spelling {
-    up: "below `-- +migrate Up`",
-    down: "below `-- +migrate Down`",
     no_transaction: "write the section's marker `-- +migrate Up notransaction` (or Down)",
 };
 

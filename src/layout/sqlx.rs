@@ -9,8 +9,6 @@ use crate::error::FileProblem;
 use crate::migration::{Migration, Section, Spelling};
 
 const SPELLING: Spelling = Spelling {
-    up: "in the file",
-    down: "in the .down.sql file",
     no_transaction: "make `-- no-transaction` the file's first line",
 };
 
