@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use schemagate::{source, split};
+use schemagate::files::{source, split};
 
 /// Ten times the input in at most this many times the time. Linear work measures 10 to 20
 /// here: buffers over glibc's 32 MB mmap threshold get fresh pages from the kernel on every

@@ -104,20 +104,20 @@ pub enum Error {
     #[error("no migrations: {0}")]
     NoMigrations(String),
 
-    #[error("database not reachable after {}: {last} (raise --wait-timeout, or check the host and port)", crate::report::duration(*.waited))]
+    #[error("database not reachable after {}: {last} (raise --wait-timeout, or check the host and port)", crate::text::duration(*.waited))]
     Unreachable { waited: Duration, last: String },
 
     #[error("database refused the connection: {0}")]
     Refused(String),
 
-    #[error("advisory lock not acquired within {}{}", crate::report::duration(*.waited), holder.as_deref().map(|h| format!("; held by {h}")).unwrap_or_default())]
+    #[error("advisory lock not acquired within {}{}", crate::text::duration(*.waited), holder.as_deref().map(|h| format!("; held by {h}")).unwrap_or_default())]
     LockTimeout {
         waited: Duration,
         holder: Option<String>,
     },
 
     /// One of schemagate's own statements waited past --lock-timeout for a table lock.
-    #[error("schemagate's own statement `{statement}` waited {} for a lock{}: end that session, or raise --lock-timeout", crate::report::duration(*.waited), blockers.as_deref().map(|b| format!(", blocked by {b}")).unwrap_or_default())]
+    #[error("schemagate's own statement `{statement}` waited {} for a lock{}: end that session, or raise --lock-timeout", crate::text::duration(*.waited), blockers.as_deref().map(|b| format!(", blocked by {b}")).unwrap_or_default())]
     Blocked {
         waited: Duration,
         statement: String,

@@ -3,32 +3,19 @@
 //! One run reads and validates the migration files, waits for the database, takes an
 //! advisory lock, applies what is pending and exits with a code an orchestrator can act
 //! on. `main.rs` only parses the command line and maps [`Error`] to an exit code.
+//!
+//! The folders are layers, each using only the ones before it:
+//! the crate root (errors, wording, logging), `files` (the migration folder read into a
+//! graph), `plan` (what to run, as pure functions), `db` (sessions, the lock, the history
+//! tables, applying), and `cli` (options and the commands built from the rest).
 
-pub mod adopt;
-pub mod apply;
-pub mod commands;
-pub mod config;
+pub mod cli;
 pub mod db;
+pub mod env;
 pub mod error;
-pub mod graph;
-pub mod guard;
-pub mod history;
-pub mod identity;
-pub mod interrupt;
-pub mod layout;
-pub mod lock;
-pub mod migration;
-pub mod migrator;
+pub mod files;
 pub mod output;
-pub mod pgpass;
 pub mod plan;
-pub mod report;
-pub mod scaffold;
-pub mod script;
-pub mod source;
-pub mod split;
-pub mod target;
-pub mod tls;
-pub mod wait;
+pub mod text;
 
 pub use error::{Error, Result};

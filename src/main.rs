@@ -5,10 +5,12 @@ use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use schemagate::commands::{self, Context, Finish};
-use schemagate::config::{Cli, LogFormat};
+use schemagate::cli::commands::{self, Finish};
+use schemagate::cli::config::Cli;
+use schemagate::cli::context::Context;
+use schemagate::db::interrupt::Interrupt;
 use schemagate::error::Error;
-use schemagate::interrupt::Interrupt;
+use schemagate::output::LogFormat;
 use schemagate::output::{self, event};
 
 /// After SIGTERM/SIGINT/SIGHUP/SIGQUIT the process is gone within this, whatever the server does.
@@ -68,7 +70,7 @@ fn finished(started: Instant, code: i32, format: LogFormat) -> ExitCode {
                 applied,
                 reverted,
                 "run finished with exit code {code} in {}",
-                schemagate::report::duration(took)
+                schemagate::text::duration(took)
             )
         };
     }
@@ -112,7 +114,7 @@ fn exec(command: &[OsString]) -> ExitCode {
 async fn run(cli: Cli, started: Instant) -> Result<Finish, Failed> {
     let env = |name: &str| std::env::var(name).ok();
     // Known before logging starts, so no log line can ever show it.
-    let secret = schemagate::config::secret(&cli.global, &env);
+    let secret = schemagate::cli::config::secret(&cli.global, &env);
     let color = output::color(output::stderr_is_terminal(), &env);
     if let Err(e) = output::init(
         cli.global.log_format,
@@ -146,7 +148,7 @@ async fn run(cli: Cli, started: Instant) -> Result<Finish, Failed> {
         tracing::error!(
             event = event::RUN_INTERRUPTED,
             "still busy {} after the signal: exiting now",
-            schemagate::report::duration(SIGNAL_GRACE)
+            schemagate::text::duration(SIGNAL_GRACE)
         );
         finished(started, code, format);
         std::process::exit(code);

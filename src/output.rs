@@ -18,8 +18,15 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry};
 
-use crate::config::LogFormat;
+use clap::ValueEnum;
+
 use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// The `event` field of log lines: a stable interface (README, "Logs for machines").
 /// Add names here, never change one. Each is listed with the fields its lines carry;
@@ -115,7 +122,7 @@ const MIN_REDACTED_LEN: usize = 4;
 /// Whether text logs are coloured, as no-color.org and bixense.com/clicolors say:
 /// a non-empty `NO_COLOR` never, a `CLICOLOR_FORCE` other than `0` always, `CLICOLOR=0`
 /// never, otherwise only on a terminal (not a dumb one).
-pub fn color(terminal: bool, env: crate::config::Env<'_>) -> bool {
+pub fn color(terminal: bool, env: crate::env::Env<'_>) -> bool {
     let set = |name: &str| env(name).filter(|v| !v.is_empty());
     if set("NO_COLOR").is_some() {
         return false;

@@ -12,8 +12,8 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::Config;
 
-use schemagate::migration;
-use schemagate::split::{self, Statement};
+use schemagate::files::migration;
+use schemagate::files::split::{self, Statement};
 
 const DEFAULT_CASES: u32 = 2000;
 

@@ -6,7 +6,7 @@
 //! (c) the pieces and what lies between them, put back together, are the input;
 //! (d) the server-rules split (`split::Rules::server`) finds as many statements as (a).
 //! `COPY ... FROM stdin` data and psql meta-commands are outside this: they are not SQL
-//! the server parses (unit tests in src/split.rs cover them).
+//! the server parses (unit tests in src/files/split.rs cover them).
 //!
 //! The scripts are random valid SQL from `support/sqlgen.rs` (`DEFAULT_CASES`, or
 //! `PROPTEST_CASES`), the splitter's own unit-test inputs that are valid SQL, and the
@@ -20,7 +20,7 @@ mod support;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-use schemagate::split;
+use schemagate::files::split;
 use support::Cluster;
 use support::sql::TRICKY;
 

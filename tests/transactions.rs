@@ -10,14 +10,15 @@
 mod support;
 
 use clap::Parser;
-use schemagate::config::Cli;
+use schemagate::cli::config;
+use schemagate::cli::config::Cli;
+use schemagate::db::guard::Guard;
+use schemagate::db::history::{self, Tables};
+use schemagate::db::interrupt::Interrupt;
+use schemagate::db::{apply, session};
 use schemagate::error::{Error, Outcome};
-use schemagate::guard::Guard;
-use schemagate::history::{self, Tables};
-use schemagate::interrupt::Interrupt;
-use schemagate::migration::{Migration, Section};
-use schemagate::plan::Step;
-use schemagate::{apply, config, db};
+use schemagate::files::migration::{Migration, Section};
+use schemagate::plan::reconcile::Step;
 
 use support::Cluster;
 use support::fresh_database as db;
@@ -61,7 +62,7 @@ fn apply_unvalidated(url: &str, migration: &Migration) -> schemagate::Result<Dur
         .expect("runtime");
     runtime.block_on(async {
         let interrupt = Interrupt::default();
-        let session = match db::Session::open(&connection, &interrupt).await {
+        let session = match session::Session::open(&connection, &interrupt).await {
             Ok(session) => session,
             Err(e) => panic!("connect: {e:?}"),
         };

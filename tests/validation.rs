@@ -213,9 +213,9 @@ fn a_pg_dump_with_data_validates_unchanged() {
     );
     // pg_dump 15.14 and later (what this machine has) protect psql with these lines.
     assert!(dump.contains("\n\\restrict "), "no \\restrict:\n{dump}");
-    assert_eq!(schemagate::split::meta_command_lines(&dump).len(), 2);
+    assert_eq!(schemagate::files::split::meta_command_lines(&dump).len(), 2);
 
-    let statements = schemagate::split::split(&dump).expect("the dump splits");
+    let statements = schemagate::files::split::split(&dump).expect("the dump splits");
     let copies: Vec<_> = statements.iter().filter_map(|s| s.copy).collect();
     assert_eq!(copies.len(), 3, "one COPY per table");
     let rows: usize = copies.iter().map(|c| c.data.lines().count()).sum();

@@ -1,0 +1,9 @@
+//! The command line: options, and the commands built from the layers below.
+
+pub mod adopt;
+pub mod commands;
+pub mod config;
+pub mod context;
+pub mod migrator;
+pub mod report;
+pub mod tool;

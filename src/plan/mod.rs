@@ -1,0 +1,4 @@
+//! What to run, as pure functions of the files' graph and the history rows.
+
+pub mod reconcile;
+pub mod target;
