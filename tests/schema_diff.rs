@@ -46,6 +46,30 @@ fn dump(cluster: &Cluster, db: &str) -> String {
         .join("\n")
 }
 
+/// A case that creates an extension needs its contrib files on this server: said, not
+/// skipped.
+fn require_extensions(cluster: &Cluster, name: &str, sql: &str) {
+    for line in sql.lines() {
+        let Some(rest) = line.trim().strip_prefix("CREATE EXTENSION ") else {
+            continue;
+        };
+        let extension = rest
+            .trim_start_matches("IF NOT EXISTS ")
+            .split([' ', ';'])
+            .next()
+            .unwrap_or_default();
+        let found = cluster.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_available_extensions WHERE name = '{extension}'"),
+        );
+        assert_eq!(
+            found, "1",
+            "{name}: extension {extension} is not installed on this server (its control file is \
+             missing from `pg_config --sharedir`/extension): install the PostgreSQL contrib package"
+        );
+    }
+}
+
 fn case(name: &str) {
     let dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/schema")
@@ -53,6 +77,7 @@ fn case(name: &str) {
     let a = std::fs::read_to_string(dir.join("a.sql")).expect("a.sql");
     let b = std::fs::read_to_string(dir.join("b.sql")).expect("b.sql");
     let cluster = Cluster::shared();
+    require_extensions(cluster, name, &format!("{a}\n{b}"));
     let db_a = cluster.create_database("a");
     let db_b = cluster.create_database("b");
     cluster.psql(&db_a, &a);
@@ -118,4 +143,11 @@ macro_rules! cases {
     };
 }
 
-cases!(tables_and_columns);
+cases!(
+    tables_and_columns,
+    schemas,
+    sequences,
+    indexes,
+    views,
+    comments,
+);
