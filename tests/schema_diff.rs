@@ -146,8 +146,18 @@ macro_rules! cases {
 cases!(
     tables_and_columns,
     schemas,
+    extensions,
+    enums,
+    domains,
+    composite_types,
     sequences,
+    table_columns,
+    constraints,
     indexes,
     views,
+    functions,
+    triggers,
+    row_security,
     comments,
+    partitioning,
 );

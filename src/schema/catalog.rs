@@ -13,7 +13,8 @@ use serde_json::Value;
 use crate::db::session::Session;
 use crate::error::Result;
 use crate::schema::model::{
-    Column, Detail, Domain, Enum, Function, Key, Kind, Object, Schema, Sequence, Table,
+    Column, Constraint, Detail, Domain, Enum, Function, Key, Kind, Object, Policy, Schema,
+    Sequence, Table, Trigger,
 };
 
 // The catalogs' own oids, fixed since PostgreSQL 7.
@@ -677,6 +678,9 @@ impl Reader<'_> {
         let sql = format!(
             "SELECT co.oid, co.conindid, co.contype AS kind, format('%I.%I', n.nspname, c.relname) AS q,
                quote_ident(co.conname) AS name, pg_get_constraintdef(co.oid) AS def,
+               CASE WHEN co.contype IN ('p', 'u') THEN pg_get_indexdef(co.conindid) END AS index_def,
+               concat_ws(' ', CASE WHEN co.condeferrable THEN 'DEFERRABLE' END,
+                         CASE WHEN co.condeferred THEN 'INITIALLY DEFERRED' END) AS deferrable,
                obj_description(co.oid, 'pg_constraint') AS comment
              FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE co.contype IN ('p', 'u', 'c', 'f', 'x') AND co.conrelid <> 0 AND co.conparentid = 0
@@ -701,7 +705,13 @@ impl Reader<'_> {
             );
             let table_key = Key::new(Kind::Table, &table);
             object.deps.push(table_key.clone());
-            object.detail = Detail::OnTable(table_key);
+            object.detail = Detail::Constraint(Constraint {
+                table: table_key,
+                name: name.clone(),
+                kind: text(&row, "kind"),
+                index: optional(&row, "index_def"),
+                deferrable: text(&row, "deferrable"),
+            });
             if kind == Kind::Constraint {
                 self.ids
                     .insert((PG_CLASS, number(&row, "conindid"), 0), key.clone());
@@ -738,9 +748,13 @@ impl Reader<'_> {
             } else {
                 Kind::Table
             };
+            // A partitioned table's index reads back `ON ONLY` (how pg_dump builds it and
+            // attaches the partitions' own); created plainly it is built on every
+            // partition, which is what one statement has to do here.
+            let definition = text(&row, "def").replacen(" ON ONLY ", " ON ", 1);
             let mut object = object(
                 Key::new(Kind::Index, &q),
-                vec![text(&row, "def")],
+                vec![definition],
                 format!("DROP INDEX {q}"),
             );
             let table_key = Key::new(table_kind, &table);
@@ -814,8 +828,10 @@ impl Reader<'_> {
         );
         for row in self.rows(&sql).await? {
             let (table, name) = (text(&row, "q"), text(&row, "name"));
-            let mut create = vec![text(&row, "def")];
-            match text(&row, "enabled").as_str() {
+            let definition = text(&row, "def");
+            let enabled = text(&row, "enabled");
+            let mut create = vec![definition.clone()];
+            match enabled.as_str() {
                 "D" => create.push(format!("ALTER TABLE {table} DISABLE TRIGGER {name}")),
                 "R" => create.push(format!("ALTER TABLE {table} ENABLE REPLICA TRIGGER {name}")),
                 "A" => create.push(format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}")),
@@ -833,7 +849,12 @@ impl Reader<'_> {
             );
             let table_key = Key::new(table_kind, &table);
             object.deps.push(table_key.clone());
-            object.detail = Detail::OnTable(table_key);
+            object.detail = Detail::Trigger(Trigger {
+                table: table_key,
+                name: name.clone(),
+                definition,
+                enabled,
+            });
             self.add(
                 object,
                 (PG_TRIGGER, number(&row, "oid"), 0),
@@ -865,19 +886,21 @@ impl Reader<'_> {
                 "d" => "DELETE",
                 _ => "ALL",
             };
-            let mut create = format!(
-                "CREATE POLICY {name} ON {table} AS {} FOR {command} TO {}",
+            let shape = format!(
+                "AS {} FOR {command}",
                 if flag(&row, "permissive") {
                     "PERMISSIVE"
                 } else {
                     "RESTRICTIVE"
-                },
-                text(&row, "roles")
+                }
             );
-            if let Some(qual) = optional(&row, "qual") {
+            let roles = text(&row, "roles");
+            let mut create = format!("CREATE POLICY {name} ON {table} {shape} TO {roles}");
+            let (using, with_check) = (optional(&row, "qual"), optional(&row, "with_check"));
+            if let Some(qual) = &using {
                 create.push_str(&format!(" USING ({qual})"));
             }
-            if let Some(check) = optional(&row, "with_check") {
+            if let Some(check) = &with_check {
                 create.push_str(&format!(" WITH CHECK ({check})"));
             }
             let mut object = object(
@@ -887,7 +910,14 @@ impl Reader<'_> {
             );
             let table_key = Key::new(Kind::Table, &table);
             object.deps.push(table_key.clone());
-            object.detail = Detail::OnTable(table_key);
+            object.detail = Detail::Policy(Policy {
+                table: table_key,
+                name: name.clone(),
+                shape,
+                roles,
+                using,
+                with_check,
+            });
             self.add(
                 object,
                 (PG_POLICY, number(&row, "oid"), 0),

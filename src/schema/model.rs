@@ -107,8 +107,11 @@ pub enum Detail {
     Column(Column),
     Enum(Enum),
     Sequence(Sequence),
-    /// An index, a constraint, a trigger or a policy: the table it belongs to.
+    /// An index: the table (or materialized view) it belongs to.
     OnTable(Key),
+    Constraint(Constraint),
+    Trigger(Trigger),
+    Policy(Policy),
     Function(Function),
     Composite(Vec<(String, String)>),
     Domain(Domain),
@@ -172,6 +175,46 @@ impl Column {
         }
         text
     }
+}
+
+/// A table's constraint (a foreign key too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Constraint {
+    pub table: Key,
+    /// The constraint's own name, quoted.
+    pub name: String,
+    /// `pg_constraint.contype`: `p`, `u`, `c`, `f` or `x`.
+    pub kind: String,
+    /// A primary key or unique constraint's index as `pg_get_indexdef` spells it: on a
+    /// table that exists it is built `CONCURRENTLY` first and the constraint takes it
+    /// over (`USING INDEX`), so writes are not blocked while it builds.
+    pub index: Option<String>,
+    /// `DEFERRABLE ...` as the definition ends, which `USING INDEX` must say again.
+    pub deferrable: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    pub table: Key,
+    /// The trigger's own name, quoted.
+    pub name: String,
+    /// `pg_get_triggerdef`: what only dropping and creating it changes.
+    pub definition: String,
+    /// `pg_trigger.tgenabled`: `O` (on), `D`, `R` or `A`, which `ALTER TABLE` sets.
+    pub enabled: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub table: Key,
+    /// The policy's own name, quoted.
+    pub name: String,
+    /// `AS PERMISSIVE FOR ALL`: what `ALTER POLICY` cannot change.
+    pub shape: String,
+    /// `PUBLIC` or the roles, quoted.
+    pub roles: String,
+    pub using: Option<String>,
+    pub with_check: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
