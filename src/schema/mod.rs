@@ -3,6 +3,7 @@
 //! the scratch PostgreSQL that the states are built on from migrations or the desired
 //! schema files.
 
+pub mod autogen;
 pub mod catalog;
 pub mod desired;
 pub mod diff;
