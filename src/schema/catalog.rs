@@ -629,6 +629,11 @@ impl Reader<'_> {
                  THEN (SELECT format('%I.%I', cn.nspname, co.collname) FROM pg_collation co
                        JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END AS collation,
                a.attnotnull AS not_null, a.attidentity AS identity, a.attgenerated AS generated,
+               (SELECT json_build_array(s.seqincrement::text, s.seqmin::text, s.seqmax::text, s.seqstart::text,
+                       s.seqcache::text, s.seqcycle, format_type(s.seqtypid, NULL))
+                  FROM pg_depend d JOIN pg_sequence s ON s.seqrelid = d.objid
+                 WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+                   AND d.refobjid = c.oid AND d.refobjsubid = a.attnum AND d.deptype = 'i') AS identity_sequence,
                pg_get_expr(ad.adbin, ad.adrelid) AS default, ad.oid AS default_oid,
                NOT a.attislocal AS inherited, col_description(c.oid, a.attnum) AS comment
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -657,6 +662,10 @@ impl Reader<'_> {
                 not_null: flag(&row, "not_null"),
                 default: if generated { None } else { default.clone() },
                 identity: text(&row, "identity"),
+                identity_options: row
+                    .get("identity_sequence")
+                    .map(identity_options)
+                    .unwrap_or_default(),
                 generated: if generated { default } else { None },
                 inherited: flag(&row, "inherited"),
             };
@@ -1048,4 +1057,55 @@ fn text_at(value: &Value, index: usize) -> String {
         Some(Value::Null) | None => String::new(),
         Some(other) => other.to_string(),
     }
+}
+
+/// An identity column's sequence options, each as `ALTER COLUMN ... SET` takes it, but
+/// only those that differ from what `GENERATED ... AS IDENTITY` alone would give (so a
+/// plain identity column reads back as it is usually written).
+fn identity_options(sequence: &Value) -> Vec<String> {
+    let Some(fields) = sequence.as_array() else {
+        return Vec::new();
+    };
+    let field = |i: usize| text_at(sequence, i);
+    let increment: i128 = field(0).parse().unwrap_or(1);
+    let (min, max, start, cache) = (field(1), field(2), field(3), field(4));
+    let cycle = fields.get(5).and_then(Value::as_bool).unwrap_or(false);
+    let (type_min, type_max): (i128, i128) = match field(6).as_str() {
+        "smallint" => (i16::MIN.into(), i16::MAX.into()),
+        "integer" => (i32::MIN.into(), i32::MAX.into()),
+        _ => (i64::MIN.into(), i64::MAX.into()),
+    };
+    let (default_min, default_max) = if increment > 0 {
+        (1, type_max)
+    } else {
+        (type_min, -1)
+    };
+    let number = |text: &str| text.parse::<i128>().ok();
+    let mut options = Vec::new();
+    if increment != 1 {
+        options.push(format!("INCREMENT BY {increment}"));
+    }
+    if number(&min) != Some(default_min) {
+        options.push(format!("MINVALUE {min}"));
+    }
+    if number(&max) != Some(default_max) {
+        options.push(format!("MAXVALUE {max}"));
+    }
+    let actual_min = number(&min).unwrap_or(default_min);
+    let actual_max = number(&max).unwrap_or(default_max);
+    let implied_start = if increment > 0 {
+        actual_min
+    } else {
+        actual_max
+    };
+    if number(&start) != Some(implied_start) {
+        options.push(format!("START WITH {start}"));
+    }
+    if cache != "1" {
+        options.push(format!("CACHE {cache}"));
+    }
+    if cycle {
+        options.push("CYCLE".to_string());
+    }
+    options
 }
