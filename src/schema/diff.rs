@@ -169,11 +169,15 @@ fn alter(
         (Detail::Column(a), Detail::Column(b)) => Ok(alter_column(a, b)),
         (Detail::Table(a), Detail::Table(b)) => {
             if a.shape != b.shape {
+                let said = |shape: &str| match shape.trim() {
+                    "" => "none".to_string(),
+                    shape => format!("`{shape}`"),
+                };
                 return Err(format!(
-                    "its partitioning, persistence or storage options change (`{}` to `{}`); \
+                    "its partitioning, persistence or storage options change ({} to {}); \
                      schemagate does not rebuild tables: write this step by hand",
-                    a.shape.trim(),
-                    b.shape.trim()
+                    said(&a.shape),
+                    said(&b.shape)
                 ));
             }
             let mut statements = Vec::new();
