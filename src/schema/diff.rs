@@ -1062,6 +1062,67 @@ fn sort(
     Ok(order)
 }
 
+/// An index whose own definition changes on a table that stays: the new one is built
+/// `CONCURRENTLY` under a name of its own, the old one dropped `CONCURRENTLY`, the new one
+/// renamed, so the table is never without it (nor, for a unique index, without its
+/// guarantee). `None` where that cannot be done (a partitioned table, something the
+/// index uses goes too, a name too long for a suffix).
+fn swapped_index(
+    key: &Key,
+    from: &Schema,
+    to: &Schema,
+    changes: &BTreeMap<Key, Change>,
+    options: Options,
+) -> Option<Vec<Statement>> {
+    if key.kind != Kind::Index || !options.concurrently {
+        return None;
+    }
+    let (old, new) = (from.get(key)?, to.get(key)?);
+    if !matches!(changes.get(key), Some(Change::Recreate)) || old.fingerprint == new.fingerprint {
+        return None;
+    }
+    let table = owner(new)?;
+    if owner(old) != Some(table)
+        || !from.objects.contains_key(table)
+        || matches!(changes.get(table), Some(Change::Drop | Change::Recreate))
+        || table_is_partitioned(from, table)
+        || table_is_partitioned(to, table)
+        || old
+            .deps
+            .iter()
+            .any(|d| matches!(changes.get(d), Some(Change::Drop | Change::Recreate)))
+    {
+        return None;
+    }
+    let (schema, name) = split_qualified(&key.name);
+    let temporary = format!("{name}__new");
+    if temporary.len() > 63 {
+        return None;
+    }
+    let definition = new.create.first()?;
+    let own = format!(" INDEX {} ON ", quote_ident(&name));
+    if !definition.contains(&own) {
+        return None;
+    }
+    let temporary = quote_ident(&temporary);
+    let mut build = Statement::new(definition.replacen(
+        &own,
+        &format!(" INDEX CONCURRENTLY {temporary} ON "),
+        1,
+    ));
+    build.outside_transaction = true;
+    let mut drop = Statement::new(format!("DROP INDEX CONCURRENTLY {}", key.name));
+    drop.outside_transaction = true;
+    Some(vec![
+        build,
+        drop,
+        Statement::new(format!(
+            "ALTER INDEX {schema}.{temporary} RENAME TO {}",
+            quote_ident(&name)
+        )),
+    ])
+}
+
 fn table_is_partitioned(schema: &Schema, table: &Key) -> bool {
     matches!(schema.get(table).map(|o| &o.detail), Some(Detail::Table(t)) if t.shape.contains("PARTITION BY"))
 }
@@ -1081,6 +1142,10 @@ fn statements(
             let Some(object) = from.get(key) else {
                 return Vec::new();
             };
+            if swapped_index(key, from, to, changes, options).is_some() {
+                // Dropped once its replacement is built (below, in its Change step).
+                return Vec::new();
+            }
             let mut statement = Statement::new(object.drop.clone());
             if let (Change::DefaultAround(_), Detail::Column(c)) = (&change, &object.detail) {
                 statement.sql = format!(
@@ -1154,6 +1219,10 @@ fn statements(
                         object.create.iter().map(Statement::new).collect();
                     let on_existing = owner(object).is_some_and(existed);
                     match key.kind {
+                        Kind::Index if swapped_index(key, from, to, changes, options).is_some() => {
+                            statements =
+                                swapped_index(key, from, to, changes, options).unwrap_or_default();
+                        }
                         Kind::Index if on_existing => {
                             let table = owner(object).cloned().unwrap_or_else(|| key.clone());
                             for statement in &mut statements {

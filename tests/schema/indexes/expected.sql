@@ -1,8 +1,5 @@
 -- up
-DROP INDEX CONCURRENTLY public.docs_n_idx;
 DROP INDEX CONCURRENTLY public.docs_obsolete_idx;
-DROP INDEX CONCURRENTLY public.docs_slug_key;
-DROP INDEX CONCURRENTLY public.docs_title_idx;
 CREATE TABLE public.archive (
     id integer NOT NULL,
     title text
@@ -11,21 +8,30 @@ ALTER TABLE public.archive ADD CONSTRAINT archive_pkey PRIMARY KEY (id);
 CREATE INDEX archive_title_idx ON public.archive USING btree (title);
 CREATE INDEX CONCURRENTLY docs_created_idx ON public.docs USING brin (created);
 CREATE INDEX CONCURRENTLY docs_lower_title_idx ON public.docs USING btree (lower(title)) INCLUDE (id);
-CREATE INDEX CONCURRENTLY docs_n_idx ON public.docs USING hash (n);
-CREATE UNIQUE INDEX CONCURRENTLY docs_slug_key ON public.docs USING btree (slug) WHERE (NOT deleted);
+CREATE INDEX CONCURRENTLY docs_n_idx__new ON public.docs USING hash (n);
+DROP INDEX CONCURRENTLY public.docs_n_idx;
+ALTER INDEX public.docs_n_idx__new RENAME TO docs_n_idx;
+CREATE UNIQUE INDEX CONCURRENTLY docs_slug_key__new ON public.docs USING btree (slug) WHERE (NOT deleted);
+DROP INDEX CONCURRENTLY public.docs_slug_key;
+ALTER INDEX public.docs_slug_key__new RENAME TO docs_slug_key;
 CREATE INDEX CONCURRENTLY docs_tags_idx ON public.docs USING gin (tags);
-CREATE INDEX CONCURRENTLY docs_title_idx ON public.docs USING btree (title text_pattern_ops);
+CREATE INDEX CONCURRENTLY docs_title_idx__new ON public.docs USING btree (title text_pattern_ops);
+DROP INDEX CONCURRENTLY public.docs_title_idx;
+ALTER INDEX public.docs_title_idx__new RENAME TO docs_title_idx;
 
 -- down
 DROP INDEX CONCURRENTLY public.docs_created_idx;
 DROP INDEX CONCURRENTLY public.docs_lower_title_idx;
-DROP INDEX CONCURRENTLY public.docs_n_idx;
-DROP INDEX CONCURRENTLY public.docs_slug_key;
 DROP INDEX CONCURRENTLY public.docs_tags_idx;
-DROP INDEX CONCURRENTLY public.docs_title_idx;
 -- hazard: drop: deletes public.archive and every row in it
 DROP TABLE public.archive;
-CREATE INDEX CONCURRENTLY docs_n_idx ON public.docs USING btree (n);
+CREATE INDEX CONCURRENTLY docs_n_idx__new ON public.docs USING btree (n);
+DROP INDEX CONCURRENTLY public.docs_n_idx;
+ALTER INDEX public.docs_n_idx__new RENAME TO docs_n_idx;
 CREATE INDEX CONCURRENTLY docs_obsolete_idx ON public.docs USING btree (body);
-CREATE UNIQUE INDEX CONCURRENTLY docs_slug_key ON public.docs USING btree (slug);
-CREATE INDEX CONCURRENTLY docs_title_idx ON public.docs USING btree (title);
+CREATE UNIQUE INDEX CONCURRENTLY docs_slug_key__new ON public.docs USING btree (slug);
+DROP INDEX CONCURRENTLY public.docs_slug_key;
+ALTER INDEX public.docs_slug_key__new RENAME TO docs_slug_key;
+CREATE INDEX CONCURRENTLY docs_title_idx__new ON public.docs USING btree (title);
+DROP INDEX CONCURRENTLY public.docs_title_idx;
+ALTER INDEX public.docs_title_idx__new RENAME TO docs_title_idx;
