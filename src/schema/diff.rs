@@ -1234,10 +1234,20 @@ fn statements(
                                     );
                                     statement.outside_transaction = true;
                                 } else {
-                                    statement.hazards.push(Hazard::new(
-                                        HazardKind::BlockingIndex,
-                                        format!("builds the index under a SHARE lock: writes to {} wait until it is built", table.name),
-                                    ));
+                                    let why = if table_is_partitioned(to, &table) {
+                                        format!(
+                                            "builds the index on every partition under a SHARE lock: writes to {} wait until it is built; on big partitions create it ON ONLY the parent, each partition's CONCURRENTLY, and ALTER INDEX ... ATTACH PARTITION them",
+                                            table.name
+                                        )
+                                    } else {
+                                        format!(
+                                            "builds the index under a SHARE lock: writes to {} wait until it is built",
+                                            table.name
+                                        )
+                                    };
+                                    statement
+                                        .hazards
+                                        .push(Hazard::new(HazardKind::BlockingIndex, why));
                                 }
                             }
                         }

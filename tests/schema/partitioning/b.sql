@@ -8,3 +8,5 @@ CREATE TABLE customers (id bigint NOT NULL, region text NOT NULL, name text, PRI
 CREATE TABLE customers_eu PARTITION OF customers FOR VALUES IN ('de', 'fr');
 CREATE TABLE customers_asia PARTITION OF customers FOR VALUES IN ('jp', 'kr');
 CREATE INDEX customers_name_idx ON customers (name);
+ALTER TABLE customers ADD CONSTRAINT customers_name_region_key UNIQUE (name, region);
+COMMENT ON TABLE events_2025 IS 'this year';
