@@ -14,7 +14,7 @@ use schemagate::db::connection::{Connection, SslMode};
 use schemagate::db::interrupt::Interrupt;
 use schemagate::db::session::Session;
 use schemagate::schema::catalog;
-use schemagate::schema::diff::{Options, diff};
+use schemagate::schema::diff::{Options, Plan, diff};
 use schemagate::schema::model::Schema;
 use support::Cluster;
 
@@ -46,6 +46,15 @@ fn dump(cluster: &Cluster, db: &str) -> String {
         .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A plan as a migration runs it: in one transaction unless it says it cannot be.
+fn as_applied(plan: &Plan) -> String {
+    if plan.outside_transaction() {
+        plan.sql()
+    } else {
+        format!("BEGIN;\n{}COMMIT;\n", plan.sql())
+    }
 }
 
 /// A case that creates an extension needs its contrib files on this server: said, not
@@ -92,10 +101,10 @@ fn case(name: &str) {
     if refused_path.exists() {
         // A limitation: the engine must name what it cannot do, both ways, and write
         // nothing.
-        let said = |result: Result<_, Vec<String>>, way: &str| match result {
+        let said = |result: Result<Plan, Vec<String>>, way: &str| match result {
             Ok(plan) => panic!(
                 "{name}: the {way} diff should be refused, but it gives:\n{}",
-                schemagate::schema::diff::Plan::sql(&plan)
+                plan.sql()
             ),
             Err(reasons) => reasons.join("\n"),
         };
@@ -126,7 +135,7 @@ fn case(name: &str) {
     // Applied: up takes a to b, down takes it back.
     let db_c = cluster.create_database("c");
     cluster.psql(&db_c, &a);
-    if let Err(e) = cluster.psql_result(&db_c, &up.sql()) {
+    if let Err(e) = cluster.psql_result(&db_c, &as_applied(&up)) {
         panic!("{name}: the up section fails on a: {e}\n{}", up.sql());
     }
     let after_up = rt.block_on(read(cluster, &db_c));
@@ -148,7 +157,7 @@ fn case(name: &str) {
             .is_empty(),
         "{name}: a re-diff after up is not empty"
     );
-    if let Err(e) = cluster.psql_result(&db_c, &down.sql()) {
+    if let Err(e) = cluster.psql_result(&db_c, &as_applied(&down)) {
         panic!("{name}: the down section fails on b: {e}\n{}", down.sql());
     }
     let after_down = rt.block_on(read(cluster, &db_c));

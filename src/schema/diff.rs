@@ -155,7 +155,35 @@ pub fn diff(from: &Schema, to: &Schema, options: Options) -> Result<Plan, Vec<St
             .extend(statements(&node, from, to, &changes, options));
     }
     rename_notes(from, to, &changes, &mut plan);
+    commit_new_labels(&mut plan);
     Ok(plan)
+}
+
+/// A label added by `ALTER TYPE ... ADD VALUE` cannot be used in the transaction that
+/// adds it (a default, a view, a check naming it): then the section runs outside a
+/// transaction, so it is committed first.
+fn commit_new_labels(plan: &mut Plan) {
+    for at in 0..plan.statements.len() {
+        let sql = plan.statements[at].sql.clone();
+        let Some(rest) = sql.strip_prefix("ALTER TYPE ") else {
+            continue;
+        };
+        let Some((type_name, label)) = rest.split_once(" ADD VALUE ") else {
+            continue;
+        };
+        let literal = label.split(" BEFORE ").next().unwrap_or(label);
+        let used = format!("{literal}::{type_name}");
+        if plan.statements[at + 1..]
+            .iter()
+            .any(|later| later.sql.contains(&used))
+        {
+            let statement = &mut plan.statements[at];
+            statement.outside_transaction = true;
+            statement.notes.push(format!(
+                "{literal} is used below, and a new enum value must be committed before it is used: this section runs outside a transaction"
+            ));
+        }
+    }
 }
 
 /// How `old` becomes `new` without dropping it; `None` to drop and create it again.

@@ -1,7 +1,7 @@
 CREATE TYPE status AS ENUM ('new', 'active', 'blocked', 'done', 'archived');
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE TYPE priority AS ENUM ('low', 'high');
-CREATE TABLE tasks (id integer PRIMARY KEY, state status NOT NULL DEFAULT 'new', level priority);
+CREATE TABLE tasks (id integer PRIMARY KEY, state status NOT NULL DEFAULT 'active', level priority);
 CREATE TABLE people (
     id integer PRIMARY KEY,
     current mood NOT NULL DEFAULT 'ok',

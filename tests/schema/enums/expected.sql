@@ -14,9 +14,12 @@ ALTER TABLE public.people ALTER COLUMN history SET DEFAULT '{}'::public.mood[];
 ALTER TABLE public.people ALTER COLUMN previous TYPE public.mood USING previous::text::public.mood;
 DROP TYPE public.mood__old;
 CREATE TYPE public.priority AS ENUM ('low', 'high');
+-- schemagate: 'active' is used below, and a new enum value must be committed before it is used: this section runs outside a transaction
 ALTER TYPE public.status ADD VALUE 'active' BEFORE 'done';
 ALTER TYPE public.status ADD VALUE 'blocked' BEFORE 'done';
 ALTER TYPE public.status ADD VALUE 'archived';
+ALTER TABLE public.tasks ALTER COLUMN state DROP DEFAULT;
+ALTER TABLE public.tasks ALTER COLUMN state SET DEFAULT 'active'::public.status;
 ALTER TABLE public.tasks ADD COLUMN level public.priority;
 CREATE VIEW public.happy_people AS
  SELECT people.id
@@ -37,3 +40,5 @@ ALTER TABLE public.tasks ALTER COLUMN state DROP DEFAULT;
 ALTER TABLE public.tasks ALTER COLUMN state TYPE public.status USING state::text::public.status;
 ALTER TABLE public.tasks ALTER COLUMN state SET DEFAULT 'new'::public.status;
 DROP TYPE public.status__old;
+ALTER TABLE public.tasks ALTER COLUMN state DROP DEFAULT;
+ALTER TABLE public.tasks ALTER COLUMN state SET DEFAULT 'new'::public.status;
