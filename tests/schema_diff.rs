@@ -169,6 +169,11 @@ fn case(name: &str) {
         down.sql()
     );
     assert_eq!(
+        dump(cluster, &db_c),
+        dump(cluster, &db_a),
+        "{name}: pg_dump after down differs from a"
+    );
+    assert_eq!(
         generated, expected,
         "{name}: generated SQL differs from expected.sql (SCHEMAGATE_BLESS=1 rewrites it)"
     );
