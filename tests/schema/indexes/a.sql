@@ -12,3 +12,4 @@ CREATE INDEX docs_title_idx ON docs (title);
 CREATE UNIQUE INDEX docs_slug_key ON docs (slug);
 CREATE INDEX docs_n_idx ON docs (n);
 CREATE INDEX docs_obsolete_idx ON docs (body);
+COMMENT ON INDEX docs_title_idx IS 'prefix search';

@@ -16,3 +16,4 @@ CREATE INDEX docs_created_idx ON docs USING brin (created);
 CREATE INDEX docs_lower_title_idx ON docs (lower(title)) INCLUDE (id);
 CREATE TABLE archive (id integer PRIMARY KEY, title text);
 CREATE INDEX archive_title_idx ON archive (title);
+COMMENT ON INDEX docs_title_idx IS 'prefix search';

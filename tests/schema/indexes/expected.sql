@@ -18,6 +18,7 @@ CREATE INDEX CONCURRENTLY docs_tags_idx ON public.docs USING gin (tags);
 CREATE INDEX CONCURRENTLY docs_title_idx__new ON public.docs USING btree (title text_pattern_ops);
 DROP INDEX CONCURRENTLY public.docs_title_idx;
 ALTER INDEX public.docs_title_idx__new RENAME TO docs_title_idx;
+COMMENT ON INDEX public.docs_title_idx IS 'prefix search';
 
 -- down
 DROP INDEX CONCURRENTLY public.docs_created_idx;
@@ -35,3 +36,4 @@ ALTER INDEX public.docs_slug_key__new RENAME TO docs_slug_key;
 CREATE INDEX CONCURRENTLY docs_title_idx__new ON public.docs USING btree (title);
 DROP INDEX CONCURRENTLY public.docs_title_idx;
 ALTER INDEX public.docs_title_idx__new RENAME TO docs_title_idx;
+COMMENT ON INDEX public.docs_title_idx IS 'prefix search';

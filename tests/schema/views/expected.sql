@@ -10,6 +10,7 @@ CREATE VIEW public.priced AS
     products.name,
     products.price
    FROM public.products;
+COMMENT ON VIEW public.priced IS 'every product with its price';
 CREATE VIEW public.cheap AS
  SELECT priced.id
    FROM public.priced
@@ -42,6 +43,7 @@ CREATE VIEW public.priced AS
     products.name,
     products.price
    FROM public.products;
+COMMENT ON VIEW public.priced IS 'every product with its price';
 CREATE VIEW public.expensive AS
  SELECT priced.id,
     priced.name
