@@ -718,6 +718,7 @@ impl Reader<'_> {
                 table: table_key,
                 name: name.clone(),
                 kind: text(&row, "kind"),
+                definition: definition.clone(),
                 index: optional(&row, "index_def"),
                 deferrable: text(&row, "deferrable"),
             });

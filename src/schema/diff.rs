@@ -137,6 +137,10 @@ pub fn diff(from: &Schema, to: &Schema, options: Options) -> Result<Plan, Vec<St
     if !cannot.is_empty() {
         return Err(cannot);
     }
+    for (old, new, statement) in renames(from, to, &changes) {
+        changes.remove(&old);
+        changes.insert(new, Change::Alter(vec![statement]));
+    }
     recreate_dependents(from, to, &mut changes);
     let nodes = nodes(from, to, &changes);
     let order = sort(&nodes, from, to, &changes)?;
@@ -184,6 +188,77 @@ fn commit_new_labels(plan: &mut Plan) {
             ));
         }
     }
+}
+
+/// A constraint or index that goes and one that comes on the same table with the same
+/// definition under another name (a table renamed keeps its old `_pkey`): renamed, not
+/// dropped and built again. Only a one-to-one match is taken.
+fn renames(
+    from: &Schema,
+    to: &Schema,
+    changes: &BTreeMap<Key, Change>,
+) -> Vec<(Key, Key, Statement)> {
+    // What an object is, its own name left out.
+    let shape = |object: &Object| -> Option<(Kind, Key, String)> {
+        match &object.detail {
+            Detail::Constraint(c) => Some((
+                object.key.kind,
+                c.table.clone(),
+                format!("{} {}", c.kind, c.definition),
+            )),
+            Detail::OnTable(table) if object.key.kind == Kind::Index => {
+                let (_, name) = split_qualified(&object.key.name);
+                let own = format!(" INDEX {} ON ", quote_ident(&name));
+                let definition = object.create.first()?;
+                Some((
+                    Kind::Index,
+                    table.clone(),
+                    definition.replacen(&own, " INDEX ON ", 1),
+                ))
+            }
+            _ => None,
+        }
+    };
+    let gone: Vec<(&Key, (Kind, Key, String))> = changes
+        .iter()
+        .filter(|(_, c)| **c == Change::Drop)
+        .filter_map(|(k, _)| Some((k, shape(from.get(k)?)?)))
+        .collect();
+    let come: Vec<(&Key, (Kind, Key, String))> = changes
+        .iter()
+        .filter(|(_, c)| **c == Change::Create)
+        .filter_map(|(k, _)| Some((k, shape(to.get(k)?)?)))
+        .collect();
+    let mut found = Vec::new();
+    for (old, old_shape) in &gone {
+        let matches: Vec<&&Key> = come
+            .iter()
+            .filter(|(_, s)| s == old_shape)
+            .map(|(k, _)| k)
+            .collect();
+        let twins = gone.iter().filter(|(_, s)| s == old_shape).count();
+        let [new] = matches.as_slice() else {
+            continue;
+        };
+        if twins != 1 || !from.objects.contains_key(&old_shape.1) {
+            continue;
+        }
+        let statement = match (
+            from.get(old).map(|o| &o.detail),
+            to.get(new).map(|o| &o.detail),
+        ) {
+            (Some(Detail::Constraint(a)), Some(Detail::Constraint(b))) => format!(
+                "ALTER TABLE {} RENAME CONSTRAINT {} TO {}",
+                a.table.name, a.name, b.name
+            ),
+            _ => {
+                let (_, name) = split_qualified(&new.name);
+                format!("ALTER INDEX {} RENAME TO {}", old.name, quote_ident(&name))
+            }
+        };
+        found.push(((*old).clone(), (**new).clone(), Statement::new(statement)));
+    }
+    found
 }
 
 /// How `old` becomes `new` without dropping it; `None` to drop and create it again.

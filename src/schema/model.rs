@@ -190,6 +190,8 @@ pub struct Constraint {
     pub name: String,
     /// `pg_constraint.contype`: `p`, `u`, `c`, `f` or `x`.
     pub kind: String,
+    /// `pg_get_constraintdef`, which leaves the name out: two alike are one renamed.
+    pub definition: String,
     /// A primary key or unique constraint's index as `pg_get_indexdef` spells it: on a
     /// table that exists it is built `CONCURRENTLY` first and the constraint takes it
     /// over (`USING INDEX`), so writes are not blocked while it builds.

@@ -12,7 +12,8 @@ CREATE TABLE payments (
     account_id integer,
     FOREIGN KEY (tenant, account_id) REFERENCES accounts (tenant, id) ON DELETE CASCADE
 );
-CREATE TABLE rooms (id integer PRIMARY KEY, name text UNIQUE);
+-- The same constraint under another name: renamed.
+CREATE TABLE rooms (id integer PRIMARY KEY, name text UNIQUE, code text CONSTRAINT rooms_code_key UNIQUE);
 CREATE TABLE bookings (
     id integer PRIMARY KEY,
     room integer REFERENCES rooms (id) DEFERRABLE INITIALLY DEFERRED,

@@ -13,6 +13,7 @@ CREATE UNIQUE INDEX CONCURRENTLY accounts_tenant_email_key ON public.accounts US
 ALTER TABLE public.accounts ADD CONSTRAINT accounts_tenant_email_key UNIQUE USING INDEX accounts_tenant_email_key DEFERRABLE INITIALLY DEFERRED;
 -- hazard: blocking_index: builds the constraint's index under an ACCESS EXCLUSIVE lock: reads and writes of public.bookings wait until it is built
 ALTER TABLE public.bookings ADD CONSTRAINT bookings_during_excl EXCLUDE USING gist (during WITH &&);
+ALTER TABLE public.rooms RENAME CONSTRAINT rooms_code_unique TO rooms_code_key;
 CREATE UNIQUE INDEX CONCURRENTLY rooms_name_key ON public.rooms USING btree (name);
 ALTER TABLE public.rooms ADD CONSTRAINT rooms_name_key UNIQUE USING INDEX rooms_name_key;
 ALTER TABLE public.bookings ADD CONSTRAINT bookings_room_fkey FOREIGN KEY (room) REFERENCES public.rooms(id) DEFERRABLE INITIALLY DEFERRED NOT VALID;
@@ -36,6 +37,7 @@ CREATE UNIQUE INDEX CONCURRENTLY accounts_pkey ON public.accounts USING btree (i
 ALTER TABLE public.accounts ADD CONSTRAINT accounts_pkey PRIMARY KEY USING INDEX accounts_pkey;
 ALTER TABLE public.bookings ADD CONSTRAINT bookings_sane CHECK ((lower(during) > '2000-01-01 00:00:00+00'::timestamp with time zone)) NOT VALID;
 ALTER TABLE public.bookings VALIDATE CONSTRAINT bookings_sane;
+ALTER TABLE public.rooms RENAME CONSTRAINT rooms_code_key TO rooms_code_unique;
 ALTER TABLE public.bookings ADD CONSTRAINT bookings_room_fkey FOREIGN KEY (room) REFERENCES public.rooms(id) NOT VALID;
 ALTER TABLE public.bookings VALIDATE CONSTRAINT bookings_room_fkey;
 ALTER TABLE public.payments ADD CONSTRAINT payments_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.accounts(id) NOT VALID;

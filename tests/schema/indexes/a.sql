@@ -13,3 +13,4 @@ CREATE UNIQUE INDEX docs_slug_key ON docs (slug);
 CREATE INDEX docs_n_idx ON docs (n);
 CREATE INDEX docs_obsolete_idx ON docs (body);
 COMMENT ON INDEX docs_title_idx IS 'prefix search';
+CREATE INDEX docs_created_body_idx ON docs (created, body);

@@ -17,3 +17,5 @@ CREATE INDEX docs_lower_title_idx ON docs (lower(title)) INCLUDE (id);
 CREATE TABLE archive (id integer PRIMARY KEY, title text);
 CREATE INDEX archive_title_idx ON archive (title);
 COMMENT ON INDEX docs_title_idx IS 'prefix search';
+-- The same index under another name: renamed.
+CREATE INDEX docs_created_body_index ON docs (created, body);

@@ -6,6 +6,7 @@ CREATE TABLE public.archive (
 );
 ALTER TABLE public.archive ADD CONSTRAINT archive_pkey PRIMARY KEY (id);
 CREATE INDEX archive_title_idx ON public.archive USING btree (title);
+ALTER INDEX public.docs_created_body_idx RENAME TO docs_created_body_index;
 CREATE INDEX CONCURRENTLY docs_created_idx ON public.docs USING brin (created);
 CREATE INDEX CONCURRENTLY docs_lower_title_idx ON public.docs USING btree (lower(title)) INCLUDE (id);
 CREATE INDEX CONCURRENTLY docs_n_idx__new ON public.docs USING hash (n);
@@ -26,6 +27,7 @@ DROP INDEX CONCURRENTLY public.docs_lower_title_idx;
 DROP INDEX CONCURRENTLY public.docs_tags_idx;
 -- hazard: drop: deletes public.archive and every row in it
 DROP TABLE public.archive;
+ALTER INDEX public.docs_created_body_index RENAME TO docs_created_body_idx;
 CREATE INDEX CONCURRENTLY docs_n_idx__new ON public.docs USING btree (n);
 DROP INDEX CONCURRENTLY public.docs_n_idx;
 ALTER INDEX public.docs_n_idx__new RENAME TO docs_n_idx;
