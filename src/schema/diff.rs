@@ -5,6 +5,13 @@
 //! changes are nodes of a graph whose edges come from both schemas' dependencies
 //! (create what an object needs first, drop what depends on an object first), sorted
 //! so that drops come as early and creates in kind order as the edges allow.
+//!
+//! Where PostgreSQL offers a way that keeps a live table working it is taken: indexes
+//! (and primary keys and unique constraints, through `USING INDEX`) built `CONCURRENTLY`,
+//! a changed index built beside the old one and swapped in, checks `NOT VALID` then
+//! validated, a renamed constraint or index renamed. Where it cannot do a change in place
+//! the object is dropped and created again with its dependants, or the change is refused
+//! by name; never written wrong.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -1599,5 +1606,47 @@ fn rename_notes(from: &Schema, to: &Schema, changes: &BTreeMap<Key, Change>, pla
         {
             statement.notes.push(note);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{identity_changes, split_qualified};
+
+    #[test]
+    fn qualified_names_split_at_the_last_dot_outside_quotes() {
+        assert_eq!(
+            split_qualified("public.docs_idx"),
+            ("public".to_string(), "docs_idx".to_string())
+        );
+        assert_eq!(
+            split_qualified("\"My Schema\".\"a.b \"\"c\"\"\""),
+            ("\"My Schema\"".to_string(), "a.b \"c\"".to_string())
+        );
+        assert_eq!(
+            split_qualified("app.\"Index\""),
+            ("app".to_string(), "Index".to_string())
+        );
+    }
+
+    #[test]
+    fn identity_options_back_to_their_defaults_are_set_to_them() {
+        let options = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            identity_changes(&options(&["INCREMENT BY 10", "CACHE 20"]), &options(&[])),
+            "SET INCREMENT BY 1 SET CACHE 1"
+        );
+        // START follows MINVALUE when it is not said.
+        assert_eq!(
+            identity_changes(&options(&[]), &options(&["MINVALUE 0"])),
+            "SET MINVALUE 0 SET START WITH 0"
+        );
+        assert_eq!(
+            identity_changes(
+                &options(&["MINVALUE 5", "START WITH 5"]),
+                &options(&["START WITH 5"])
+            ),
+            "SET NO MINVALUE"
+        );
     }
 }
