@@ -31,7 +31,7 @@ pub enum LogFormat {
 /// The `event` field of log lines: a stable interface (README, "Logs for machines").
 /// Add names here, never change one. Each is listed with the fields its lines carry;
 /// in JSON, numbers are numbers (`duration_ms`, `attempt`, `index`, `total`, `line`,
-/// `exit_code`, `applied`, `reverted`), everything else a string.
+/// `exit_code`, `applied`, `reverted`, `delay_ms`), everything else a string.
 ///
 /// Log them as `tracing::info!(event = event::LOCK_ACQUIRED, duration_ms, "...")`.
 pub mod event {
@@ -68,6 +68,10 @@ pub mod event {
     /// Heartbeat of a long statement: `revision`, `file`, `duration_ms`, `wait_event`,
     /// `blocker`.
     pub const MIGRATION_RUNNING: &str = "migration.running";
+    /// A migration statement waited past `--ddl-lock-timeout` for a lock: it was rolled
+    /// back and is tried after a backoff (warn): `attempt`, `duration_ms` (since the
+    /// step's first timeout), `delay_ms` (the backoff), `blocker`.
+    pub const MIGRATION_LOCK_RETRY: &str = "migration.lock_retry";
     /// A migration failed (exit 7): `revision`, `file`, `line`, `sqlstate`.
     pub const MIGRATION_FAILED: &str = "migration.failed";
     /// The files are invalid (exit 3); `file` and `line` when there is one problem.
@@ -104,6 +108,7 @@ pub mod event {
         MIGRATION_APPLIED,
         MIGRATION_REVERTED,
         MIGRATION_RUNNING,
+        MIGRATION_LOCK_RETRY,
         MIGRATION_FAILED,
         FILES_INVALID,
         STATE_CONFLICT,

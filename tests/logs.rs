@@ -310,3 +310,17 @@ fn colour_follows_no_color_and_clicolor_force() {
     let json = colour_run(&[("CLICOLOR_FORCE", "1"), ("SCHEMAGATE_LOG_FORMAT", "json")]);
     assert!(!json.stderr.contains('\u{1b}'), "{}", json.stderr);
 }
+
+#[test]
+fn every_event_name_is_in_the_readme_logs_table() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+    for name in schemagate::output::event::ALL {
+        let quoted = format!("`{name}`");
+        assert!(
+            rows.iter().any(|row| row.contains(&quoted)),
+            "event {name} is not documented in README's Logs table"
+        );
+    }
+}

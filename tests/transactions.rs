@@ -75,8 +75,16 @@ fn apply_unvalidated(url: &str, migration: &Migration) -> schemagate::Result<Dur
         session
             .execute(&format!("SELECT pg_advisory_lock({})", guard.key))
             .await?;
-        let outcome =
-            apply::step(&session, &tables, migration, Step::Up(0), guard, &interrupt).await;
+        let outcome = apply::step(
+            &session,
+            &tables,
+            migration,
+            Step::Up(0),
+            guard,
+            apply::DdlLock::OFF,
+            &interrupt,
+        )
+        .await;
         session.close().await;
         outcome
     })

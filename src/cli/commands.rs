@@ -486,6 +486,7 @@ fn show(
         &steps,
         key,
         single_transaction,
+        ctx.global.ddl_lock.timeout,
         &title,
     )?)
 }

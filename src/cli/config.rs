@@ -82,6 +82,10 @@ pub struct Global {
     pub lock_key: Option<i64>,
     #[arg(skip = crate::db::lock::LockMode::Session)]
     pub lock_mode: crate::db::lock::LockMode,
+    /// The `lock_timeout` of migration statements (zero: none) and how long a blocked
+    /// migration is retried.
+    #[arg(skip = DEFAULT_DDL_LOCK)]
+    pub ddl_lock: crate::db::apply::DdlLock,
 
     // From FilesArgs and EmptyArgs.
     #[arg(skip = PathBuf::from(DEFAULT_MIGRATIONS))]
@@ -96,6 +100,10 @@ const DEFAULT_SCHEMA: &str = "public";
 const DEFAULT_MIGRATIONS: &str = "./migrations";
 const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+const DEFAULT_DDL_LOCK: crate::db::apply::DdlLock = crate::db::apply::DdlLock {
+    timeout: Duration::from_secs(5),
+    retry_for: Duration::from_secs(10 * 60),
+};
 
 /// The options of commands that connect.
 #[derive(Debug, Clone, Args)]
@@ -145,6 +153,16 @@ pub struct LockArgs {
         default_value = "session"
     )]
     pub lock_mode: crate::db::lock::LockMode,
+
+    /// PostgreSQL lock_timeout of every migration statement, so a blocked ALTER does not
+    /// queue every reader of its table behind it; on a timeout the migration is rolled
+    /// back and retried. 0 turns it off (statements wait as long as they must).
+    #[arg(long, env = "SCHEMAGATE_DDL_LOCK_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub ddl_lock_timeout: Duration,
+
+    /// How long a migration blocked by --ddl-lock-timeout is retried before exit 7.
+    #[arg(long, env = "SCHEMAGATE_DDL_RETRY_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub ddl_retry_timeout: Duration,
 }
 
 /// The options of commands that read the migration files.
@@ -331,6 +349,10 @@ impl Global {
             self.lock_timeout = l.lock_timeout;
             self.lock_key = l.lock_key;
             self.lock_mode = l.lock_mode;
+            self.ddl_lock = crate::db::apply::DdlLock {
+                timeout: l.ddl_lock_timeout,
+                retry_for: l.ddl_retry_timeout,
+            };
         }
         if uses.files {
             let f = FilesArgs::from_arg_matches(matches)?;
@@ -1480,8 +1502,25 @@ mod tests {
         for g in [&status, &validate] {
             assert_eq!(g.lock_timeout, defaults.lock_timeout);
             assert_eq!(g.lock_mode, defaults.lock_mode);
+            assert_eq!(g.ddl_lock, defaults.ddl_lock);
             assert_eq!(g.migrations, defaults.migrations);
         }
+        assert_eq!(
+            (defaults.ddl_lock.timeout, defaults.ddl_lock.retry_for),
+            (Duration::from_secs(5), Duration::from_secs(600))
+        );
+        let off = parse(&[
+            "down",
+            "base",
+            "--ddl-lock-timeout",
+            "0",
+            "--ddl-retry-timeout",
+            "3s",
+        ]);
+        assert_eq!(
+            (off.ddl_lock.timeout, off.ddl_lock.retry_for),
+            (Duration::ZERO, Duration::from_secs(3))
+        );
         assert_eq!(validate.schema, defaults.schema);
         assert_eq!(validate.wait_timeout, defaults.wait_timeout);
         assert!(status.connects && !validate.connects);

@@ -277,7 +277,16 @@ impl<'a> Migrator<'a> {
                 }
             );
         }
-        let took = apply::step(session, &self.tables, m, step, guard, self.ctx.interrupt).await?;
+        let took = apply::step(
+            session,
+            &self.tables,
+            m,
+            step,
+            guard,
+            self.ctx.global.ddl_lock,
+            self.ctx.interrupt,
+        )
+        .await?;
         match step {
             Step::Up(_) => tally.applied += 1,
             Step::Down(_) => tally.reverted += 1,
@@ -330,6 +339,7 @@ impl<'a> Migrator<'a> {
             &self.tables,
             &migrations,
             guard,
+            self.ctx.global.ddl_lock,
             self.ctx.interrupt,
         )
         .await?;

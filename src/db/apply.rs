@@ -3,9 +3,22 @@
 //!
 //! When a statement fails, the server's error position (or, when it gives none, the
 //! number of statements that had completed) points at the file and line.
+//!
+//! `--ddl-lock-timeout` (`DdlLock`): a migration statement that waits for a table lock
+//! longer than that fails with SQLSTATE 55P03 instead of queueing every reader of the table
+//! behind it. Only that is retried, after a backoff with jitter, until `--ddl-retry-timeout`:
+//! the whole transaction of a transactional section (a fresh one, with its history row
+//! again: nothing of the failed attempt committed), or the one statement of a
+//! `transaction:false` section (those before it committed already). SQLSTATE cannot tell
+//! our lock_timeout from a `NOWAIT` the migration wrote itself; retrying that is harmless,
+//! as it is the same condition. A 55P03 of schemagate's own statements is not retried, nor
+//! one inside a transaction block a `transaction:false` section opened itself (the block's
+//! earlier statements are gone with it). While a migration statement runs, who blocks it
+//! is asked aside every half lock timeout, so the retry's log line can name the blocker.
 
 use std::time::{Duration, Instant};
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::StreamExt;
 use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::error::ErrorPosition;
@@ -23,6 +36,132 @@ use crate::plan::reconcile::{RowStatus, Step};
 /// waits for, and again at this interval (PRODUCT.md section 11).
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
+/// `--ddl-lock-timeout` and `--ddl-retry-timeout`: the `lock_timeout` of migration
+/// statements (zero: none, and no retry) and how long a step retries after one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DdlLock {
+    pub timeout: Duration,
+    pub retry_for: Duration,
+}
+
+impl DdlLock {
+    /// No lock_timeout, no retry (scratch databases nobody else uses).
+    pub const OFF: DdlLock = DdlLock {
+        timeout: Duration::ZERO,
+        retry_for: Duration::ZERO,
+    };
+
+    /// Whether `error` is the lock timeout this retries (see the module doc).
+    fn retries(&self, error: &tokio_postgres::Error) -> bool {
+        !self.timeout.is_zero() && error.code().is_some_and(|c| c.code() == "55P03")
+    }
+
+    /// Who blocks a migration statement is asked this often while it runs.
+    fn watch_every(&self) -> Option<Duration> {
+        (!self.timeout.is_zero()).then(|| (self.timeout / 2).max(Duration::from_millis(50)))
+    }
+}
+
+/// The retries of one step: the budget's end and the backoff.
+struct Retrying {
+    ddl: DdlLock,
+    /// The budget runs from the step's first lock timeout.
+    started: Option<Instant>,
+    delays: backon::ExponentialBackoff,
+    /// Attempts that ended in a lock timeout.
+    timed_out: u32,
+}
+
+impl Retrying {
+    fn new(ddl: DdlLock) -> Retrying {
+        // backon's jitter adds up to one more delay: 200-400 ms at first, 5-10 s at most.
+        let delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(5))
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        Retrying {
+            ddl,
+            started: None,
+            delays,
+            timed_out: 0,
+        }
+    }
+
+    /// After a lock timeout: the sleep before the next attempt (cut to what is left of the
+    /// budget), or `None` when `--ddl-retry-timeout` is spent. The last attempt may end up
+    /// to one lock timeout past the budget.
+    fn next(&mut self) -> Option<Duration> {
+        self.timed_out += 1;
+        let started = *self.started.get_or_insert_with(Instant::now);
+        let left = self.ddl.retry_for.checked_sub(started.elapsed())?;
+        if left.is_zero() {
+            return None;
+        }
+        let delay = self.delays.next().unwrap_or(Duration::from_secs(5));
+        Some(delay.min(left))
+    }
+
+    /// Logs the retry (warn) and sleeps; a signal ends the sleep and the run at once.
+    async fn back_off(
+        &self,
+        label: &str,
+        delay: Duration,
+        blocker: Option<&str>,
+        interrupt: &Interrupt,
+    ) -> std::result::Result<(), crate::error::Signal> {
+        tracing::warn!(
+            event = crate::output::event::MIGRATION_LOCK_RETRY,
+            attempt = u64::from(self.timed_out),
+            duration_ms = self.started.map_or(0, |at| at.elapsed().as_millis() as u64),
+            delay_ms = delay.as_millis() as u64,
+            blocker = blocker.unwrap_or(""),
+            "migration {label} waited longer than --ddl-lock-timeout {} for a lock (attempt {}), \
+             blocked by {}; rolled back, trying again in {} ms",
+            crate::text::duration(self.ddl.timeout),
+            self.timed_out,
+            blocker.unwrap_or("a session that could not be identified"),
+            delay.as_millis()
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Ok(()),
+            signal = interrupt.wait() => Err(signal),
+        }
+    }
+
+    /// Exit 7 at the budget: who blocked it, how to find and end that, what is left.
+    fn exhausted(&self, failure: &mut MigrationFailure, blocker: Option<&str>) {
+        let pid = blocker
+            .and_then(|b| b.strip_prefix("pid "))
+            .and_then(|b| b.split(' ').next())
+            .unwrap_or("<pid>");
+        let left = match failure.outcome {
+            Outcome::PartWay(_) => "the blocked statement and those after it were not applied",
+            _ => "nothing of it was applied",
+        };
+        failure.message = format!(
+            "its statement waited longer than --ddl-lock-timeout {} for a lock on each of {} \
+             attempts within --ddl-retry-timeout {}, blocked by {}; {left} ({})",
+            crate::text::duration(self.ddl.timeout),
+            self.timed_out,
+            crate::text::duration(self.ddl.retry_for),
+            blocker.unwrap_or("a session that could not be identified"),
+            failure.message
+        );
+        failure.hint = Some(format!(
+            "let the blocking session finish, or end it with `SELECT pg_terminate_backend({pid})` \
+             (see it with `SELECT pid, application_name, state, xact_start, query FROM \
+             pg_stat_activity WHERE pid = {pid}`), then run again; or raise --ddl-retry-timeout"
+        ));
+        if matches!(failure.outcome, Outcome::PartWay(_)) {
+            let resolve = resolve_hint(&failure.revision);
+            failure.hint = failure.hint.take().map(|h| format!("{h}; {resolve}"));
+        }
+    }
+}
+
 /// Runs one step (apply or revert one migration); returns how long it took.
 pub async fn step(
     session: &Session,
@@ -30,13 +169,14 @@ pub async fn step(
     migration: &Migration,
     step: Step,
     guard: Guard,
+    ddl: DdlLock,
     interrupt: &Interrupt,
 ) -> Result<Duration> {
     if script::section(migration, step)?.transactional {
-        let batch = script::transaction(tables, migration, step, guard)?;
-        run_transaction(session, tables, &batch, step, guard, interrupt).await
+        let batch = script::transaction(tables, migration, step, guard, ddl.timeout)?;
+        run_transaction(session, tables, &batch, step, guard, ddl, interrupt).await
     } else {
-        statement_by_statement(session, tables, migration, step, guard, interrupt).await
+        statement_by_statement(session, tables, migration, step, guard, ddl, interrupt).await
     }
 }
 
@@ -46,10 +186,11 @@ pub async fn in_one_transaction(
     tables: &Tables,
     migrations: &[&Migration],
     guard: Guard,
+    ddl: DdlLock,
     interrupt: &Interrupt,
 ) -> Result<Duration> {
-    let batch = script::one_transaction(tables, migrations, guard);
-    run_transaction(session, tables, &batch, Step::Up(0), guard, interrupt).await
+    let batch = script::one_transaction(tables, migrations, guard, ddl.timeout);
+    run_transaction(session, tables, &batch, Step::Up(0), guard, ddl, interrupt).await
 }
 
 async fn run_transaction(
@@ -58,20 +199,48 @@ async fn run_transaction(
     batch: &Batch<'_>,
     step: Step,
     guard: Guard,
+    ddl: DdlLock,
     interrupt: &Interrupt,
 ) -> Result<Duration> {
     let started = Instant::now();
     let label = batch.label();
-    let Err((error, completed, position)) = run_pieces(session, batch, &label).await else {
-        return Ok(started.elapsed());
+    let mut retrying = Retrying::new(ddl);
+    let (error, place, blocker) = loop {
+        let mut watch = Watch::new(ddl);
+        let Err((error, completed, position)) =
+            run_pieces(session, batch, &label, &mut watch).await
+        else {
+            return Ok(started.elapsed());
+        };
+        if session::is_connection_lost(&error) {
+            // The server rolls back an open transaction when its connection goes (a `running`
+            // row the migration committed early stays, and the next run finds it dirty).
+            return Err(Error::ConnectionLost(session::describe(&error)));
+        }
+        session.execute("ROLLBACK").await?;
+        let place = batch.locate(position, completed)?;
+        // A lock timeout of the migration's SQL, in the transaction schemagate opened (a
+        // hidden COMMIT before it is found below, and not retried).
+        if place.own.is_none() && ddl.retries(&error) {
+            let revisions: Vec<&str> = batch.migrations().map(|m| m.revision.as_str()).collect();
+            if history::running(session, tables, &revisions)
+                .await?
+                .is_empty()
+            {
+                if let Some(delay) = retrying.next() {
+                    if let Err(signal) = retrying
+                        .back_off(&label, delay, watch.blocker.as_deref(), interrupt)
+                        .await
+                    {
+                        return Err(Error::Interrupted(signal));
+                    }
+                    continue;
+                }
+                break (error, place, Some(watch.blocker));
+            }
+        }
+        break (error, place, None);
     };
-    if session::is_connection_lost(&error) {
-        // The server rolls back an open transaction when its connection goes (a `running`
-        // row the migration committed early stays, and the next run finds it dirty).
-        return Err(Error::ConnectionLost(session::describe(&error)));
-    }
-    session.execute("ROLLBACK").await?;
-    let place = batch.locate(position, completed)?;
     // A `running` row still there was committed by the migration itself (a hidden COMMIT).
     let revisions: Vec<&str> = batch.migrations().map(|m| m.revision.as_str()).collect();
     let early = history::running(session, tables, &revisions).await?;
@@ -141,6 +310,9 @@ async fn run_transaction(
     if let Some(line) = place.line {
         let statement = statement_at(script::section(migration, step)?, line);
         permission_hint(&mut failure, statement, session.user());
+    }
+    if let Some(blocker) = &blocker {
+        retrying.exhausted(&mut failure, blocker.as_deref());
     }
     let detail = format!("SQLSTATE {}: {}", failure.sqlstate, failure.message);
     session
@@ -219,12 +391,16 @@ async fn statement_by_statement(
     migration: &Migration,
     step: Step,
     guard: Guard,
+    ddl: DdlLock,
     interrupt: &Interrupt,
 ) -> Result<Duration> {
     let started = Instant::now();
-    let parts = script::statement_by_statement(tables, migration, step)?;
+    let parts = script::statement_by_statement(tables, migration, step, ddl.timeout)?;
     let section = script::section(migration, step)?;
     session.execute(&parts.before).await?;
+    if let Some(limit) = &parts.limit {
+        session.execute(limit).await?;
+    }
     let label = format!("{} ({})", migration.revision, migration.path);
     // Statements known committed (a prefix), and the first of an open block's statements.
     let mut committed = 0;
@@ -232,42 +408,71 @@ async fn statement_by_statement(
     let mut stop = None;
     let mut block = Block::None;
     let mut lock_lost_by = None;
-    for (index, statement) in parts.statements.iter().enumerate() {
+    let mut retrying = Retrying::new(ddl);
+    // Set when the retries of a blocked statement ran out: who blocked it last.
+    let mut exhausted = None;
+    'statements: for (index, statement) in parts.statements.iter().enumerate() {
         if let Err(Error::Interrupted(signal)) = interrupt.check() {
             stop = Some(Stop::Interrupted(signal));
             break;
         }
-        let outcome = match &statement.copy {
-            None => run_batch(session, statement.sql, &label).await.map(drop),
-            Some(copy) => copy_on_its_own(session, statement.sql, copy.data, block)
-                .await
-                .map_err(|e| (e, 0)),
-        };
-        if let Err((error, _)) = &outcome
-            && session::is_connection_lost(error)
-        {
-            // The row stays `running`: the next run reports it as dirty.
-            return Err(Error::ConnectionLost(session::describe(error)));
-        }
-        // Asking the server costs a round trip and its work, as much as a tiny statement:
-        // only where the answer can have changed. A transaction block opens or closes only
-        // at top-level transaction control, which the statement's own words show (each
-        // statement is sent alone, so they are the server's words); the lock can only go
-        // where a statement drops it, and is checked at the end anyway.
-        let last = index + 1 == parts.statements.len();
-        let ask = outcome.is_err()
-            || last
-            || statement.transaction_control().is_some()
-            || crate::db::guard::lock_dropping_statement(statement.sql).is_some();
-        let probe = if ask {
-            probe(session, guard).await?
-        } else {
-            Probe {
-                lock_held: true,
-                block,
+        let (outcome, probe) = loop {
+            let mut watch = Watch::new(ddl);
+            let outcome = match &statement.copy {
+                None => run_batch(session, statement.sql, &label, &mut watch)
+                    .await
+                    .map(drop),
+                Some(copy) => copy_on_its_own(session, statement.sql, copy.data, block)
+                    .await
+                    .map_err(|e| (e, 0)),
+            };
+            if let Err((error, _)) = &outcome
+                && session::is_connection_lost(error)
+            {
+                // The row stays `running`: the next run reports it as dirty.
+                return Err(Error::ConnectionLost(session::describe(error)));
             }
+            // Asking the server costs a round trip and its work, as much as a tiny statement:
+            // only where the answer can have changed. A transaction block opens or closes only
+            // at top-level transaction control, which the statement's own words show (each
+            // statement is sent alone, so they are the server's words); the lock can only go
+            // where a statement drops it, and is checked at the end anyway.
+            let last = index + 1 == parts.statements.len();
+            let ask = outcome.is_err()
+                || last
+                || statement.transaction_control().is_some()
+                || crate::db::guard::lock_dropping_statement(statement.sql).is_some();
+            let probe = if ask {
+                self::probe(session, guard).await?
+            } else {
+                Probe {
+                    lock_held: true,
+                    block,
+                }
+            };
+            block = probe.block;
+            if let Err((error, _)) = &outcome
+                && block == Block::None
+                && interrupt.received().is_none()
+                && ddl.retries(error)
+            {
+                // Only this statement is sent again: those before it are committed.
+                match retrying.next() {
+                    Some(delay) => {
+                        if let Err(signal) = retrying
+                            .back_off(&label, delay, watch.blocker.as_deref(), interrupt)
+                            .await
+                        {
+                            stop = Some(Stop::Interrupted(signal));
+                            break 'statements;
+                        }
+                        continue;
+                    }
+                    None => exhausted = Some(watch.blocker.take()),
+                }
+            }
+            break (outcome, probe);
         };
-        block = probe.block;
         if let Err((error, _)) = outcome {
             stop = Some(match interrupt.received() {
                 Some(signal) => Stop::Interrupted(signal),
@@ -418,6 +623,9 @@ async fn statement_by_statement(
                     resolve_hint(&migration.revision)
                 ));
             }
+            if let Some(blocker) = &exhausted {
+                retrying.exhausted(&mut failure, blocker.as_deref());
+            }
             (
                 format!("SQLSTATE {}: {}", failure.sqlstate, failure.message),
                 Error::MigrationFailed(Box::new(failure)),
@@ -561,11 +769,12 @@ async fn run_pieces(
     session: &Session,
     batch: &Batch<'_>,
     label: &str,
+    watch: &mut Watch,
 ) -> std::result::Result<(), PieceError> {
     let mut completed = 0;
     for piece in batch.pieces() {
         match piece {
-            Piece::Query { start, sql } => match run_batch(session, sql, label).await {
+            Piece::Query { start, sql } => match run_batch(session, sql, label, watch).await {
                 Ok(done) => completed += done,
                 Err((error, done)) => {
                     let position =
@@ -650,17 +859,22 @@ async fn run_batch(
     session: &Session,
     sql: &str,
     label: &str,
+    watch: &mut Watch,
 ) -> std::result::Result<usize, (tokio_postgres::Error, usize)> {
     let started = Instant::now();
     let mut completed = 0;
     let mut progress =
         tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    let every = watch.every.unwrap_or(PROGRESS_EVERY);
+    let mut look = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let watching = watch.every.is_some();
     let stream = session.client.simple_query_raw(sql);
     tokio::pin!(stream);
     let stream = loop {
         tokio::select! {
             s = &mut stream => break s.map_err(|e| (e, 0))?,
             _ = progress.tick() => report(session, label, started).await,
+            _ = look.tick(), if watching => watch.look(session).await,
         }
     };
     tokio::pin!(stream);
@@ -673,6 +887,29 @@ async fn run_batch(
                 Some(Err(e)) => return Err((e, completed)),
             },
             _ = progress.tick() => report(session, label, started).await,
+            _ = look.tick(), if watching => watch.look(session).await,
+        }
+    }
+}
+
+/// Who was last seen blocking a migration statement (asked only with a DDL lock timeout:
+/// the statement that times out is no longer blocked, so it must be asked before).
+struct Watch {
+    every: Option<Duration>,
+    blocker: Option<String>,
+}
+
+impl Watch {
+    fn new(ddl: DdlLock) -> Watch {
+        Watch {
+            every: ddl.watch_every(),
+            blocker: None,
+        }
+    }
+
+    async fn look(&mut self, session: &Session) {
+        if let Some(blocker) = session.blockers().await {
+            self.blocker = Some(blocker);
         }
     }
 }

@@ -11,6 +11,13 @@
 //! `RESET ALL` right after a migration's SQL keeps its `SET timezone`, `SET search_path`,
 //! `SET statement_timeout` or `SET ROLE` away from schemagate's own statements and from
 //! the next migration (never `DISCARD ALL`, which would also drop the advisory lock).
+//!
+//! `--ddl-lock-timeout` is a `SET lock_timeout` sent right before each migration's SQL,
+//! after schemagate's own opening statements, so it limits the migration's statements
+//! only: the `RESET ALL` after them takes it away again, and the next step sets it anew.
+//! A migration's own `SET lock_timeout` comes later and wins for what follows it.
+
+use std::time::Duration;
 
 use crate::db::guard::Guard;
 use crate::db::history::{self, Tables, VERSION};
@@ -50,9 +57,11 @@ pub fn transaction<'a>(
     migration: &'a Migration,
     step: Step,
     guard: Guard,
+    ddl_lock_timeout: Duration,
 ) -> Result<Batch<'a>> {
     let mut batch = Batch::begin(guard);
     batch.opening(migration, step, tables);
+    batch.limit(ddl_lock_timeout);
     batch.section(migration, section(migration, step)?);
     batch.closing(migration, step, tables, guard);
     batch.own("COMMIT;\n", 1, Own::Closing);
@@ -64,15 +73,23 @@ pub fn one_transaction<'a>(
     tables: &Tables,
     migrations: &[&'a Migration],
     guard: Guard,
+    ddl_lock_timeout: Duration,
 ) -> Batch<'a> {
     let mut batch = Batch::begin(guard);
     for migration in migrations {
         batch.opening(migration, Step::Up(0), tables);
+        batch.limit(ddl_lock_timeout);
         batch.section(migration, &migration.up);
         batch.closing(migration, Step::Up(0), tables, guard);
     }
     batch.own("COMMIT;\n", 1, Own::Closing);
     batch
+}
+
+/// The `SET lock_timeout` of `--ddl-lock-timeout` before a migration's SQL (none when 0).
+pub fn limit_statements(ddl_lock_timeout: Duration) -> Option<String> {
+    (!ddl_lock_timeout.is_zero())
+        .then(|| format!("SET lock_timeout = '{}ms';\n", ddl_lock_timeout.as_millis()))
 }
 
 /// Puts the session back after a migration's SQL: `RESET ALL` does not reset the role.
@@ -83,6 +100,8 @@ const RESET_STATEMENTS: usize = 3;
 /// piece of `before` and `after` is sent on its own, so `after`'s row count can be checked.
 pub struct Statements<'a> {
     pub before: String,
+    /// The `SET lock_timeout` of `--ddl-lock-timeout`, sent after `before`.
+    pub limit: Option<String>,
     pub statements: Vec<Statement<'a>>,
     /// Puts the session back.
     pub reset: &'static str,
@@ -96,6 +115,7 @@ pub fn statement_by_statement<'a>(
     tables: &Tables,
     migration: &'a Migration,
     step: Step,
+    ddl_lock_timeout: Duration,
 ) -> Result<Statements<'a>> {
     let section = section(migration, step)?;
     let statements = split::split(&section.sql).map_err(|e| {
@@ -117,6 +137,7 @@ pub fn statement_by_statement<'a>(
     };
     Ok(Statements {
         before: before + &history::event(tables, action(step), revision, "started", None),
+        limit: limit_statements(ddl_lock_timeout),
         statements,
         reset: RESET_SESSION,
         finish,
@@ -152,11 +173,23 @@ pub fn render(
     steps: &[Step],
     lock_key: i64,
     single_transaction: bool,
+    ddl_lock_timeout: Duration,
     title: &str,
 ) -> Result<String> {
+    // psql cannot retry: the script says so, as the runner's retries are not in it.
+    let limited = if ddl_lock_timeout.is_zero() {
+        String::new()
+    } else {
+        format!(
+            "-- Each migration's SQL runs under SET lock_timeout ({}, --ddl-lock-timeout). \
+             schemagate retries a\n-- migration whose statement times out on a lock; psql \
+             cannot: the script stops there, run it again.\n",
+            crate::text::duration(ddl_lock_timeout)
+        )
+    };
     let mut out = format!(
         "-- schemagate {VERSION}: {title}\n\
-         -- Run it with: psql -v ON_ERROR_STOP=1 -f <this file>\n\n\
+         -- Run it with: psql -v ON_ERROR_STOP=1 -f <this file>\n{limited}\n\
          SELECT pg_advisory_lock({lock_key});\n\n{}",
         history::create_tables(tables, true)
     );
@@ -174,7 +207,7 @@ pub fn render(
             "\n-- {} migrations in one transaction\n",
             migrations.len()
         ));
-        out.push_str(&one_transaction(tables, &migrations, guard).sql);
+        out.push_str(&one_transaction(tables, &migrations, guard, ddl_lock_timeout).sql);
     } else {
         for &step in steps {
             let m = migration(step);
@@ -192,10 +225,11 @@ pub fn render(
                 }
             ));
             if section.transactional {
-                out.push_str(&transaction(tables, m, step, guard)?.sql);
+                out.push_str(&transaction(tables, m, step, guard, ddl_lock_timeout)?.sql);
             } else {
-                let parts = statement_by_statement(tables, m, step)?;
+                let parts = statement_by_statement(tables, m, step, ddl_lock_timeout)?;
                 out.push_str(&parts.before);
+                out.push_str(parts.limit.as_deref().unwrap_or_default());
                 for statement in &parts.statements {
                     out.push_str(statement.sql);
                     if !statement.sql.ends_with(';') {
@@ -299,6 +333,13 @@ impl<'a> Batch<'a> {
             Step::Down(_) => history::set_status(tables, &migration.revision, RowStatus::Running),
         };
         self.own(&row, 1, Own::Opening);
+    }
+
+    /// `--ddl-lock-timeout` for the migration's SQL that follows.
+    fn limit(&mut self, ddl_lock_timeout: Duration) {
+        if let Some(set) = limit_statements(ddl_lock_timeout) {
+            self.own(&set, 1, Own::Opening);
+        }
     }
 
     /// The reset, the row made final under the guard's proof, and the event.
@@ -483,7 +524,7 @@ mod tests {
             "1_a.sql",
             "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n",
         );
-        let up = transaction(&tables, &m, Step::Up(0), GUARD).expect("up");
+        let up = transaction(&tables, &m, Step::Up(0), GUARD, Duration::ZERO).expect("up");
         assert!(
             up.sql.starts_with(
                 "BEGIN;\nSELECT pg_advisory_xact_lock_shared(0, 42);\nINSERT INTO \"public\".\"schemagate_history\""
@@ -503,7 +544,7 @@ mod tests {
         assert!(up.sql.contains("ELSE 'lost' END"), "{}", up.sql);
         assert!(up.sql.contains("ON CONFLICT (revision) DO UPDATE"));
         assert!(up.sql.ends_with("COMMIT;\n"));
-        let down = transaction(&tables, &m, Step::Down(0), GUARD).expect("down");
+        let down = transaction(&tables, &m, Step::Down(0), GUARD, Duration::ZERO).expect("down");
         assert!(down.sql.contains("SET status = 'running'"), "{}", down.sql);
         assert!(down.sql.contains("DROP TABLE a;"));
         assert!(down.sql.contains("THEN status ELSE 'lost' END"));
@@ -515,10 +556,31 @@ mod tests {
     }
 
     #[test]
+    fn the_ddl_lock_timeout_comes_after_the_opening_and_before_the_migration() {
+        let tables = Tables::new("public");
+        let m = parsed("1_a.sql", "-- migrate:up\nALTER TABLE a ADD b int;\n");
+        let up =
+            transaction(&tables, &m, Step::Up(0), GUARD, Duration::from_millis(1500)).expect("up");
+        let set = up.sql.find("SET lock_timeout = '1500ms';\n").expect("set");
+        assert!(up.sql.find("'running'").expect("row") < set, "{}", up.sql);
+        assert!(
+            up.sql[set..].starts_with("SET lock_timeout = '1500ms';\nALTER TABLE a"),
+            "{}",
+            up.sql
+        );
+        // The SET counts as an opening statement: a failing ALTER is still line 2.
+        let place = up.locate(None, 4).expect("located");
+        assert_eq!((place.line, place.own), (Some(2), None));
+        assert_eq!(up.locate(None, 3).expect("set").own, Some(Own::Opening));
+        let off = transaction(&tables, &m, Step::Up(0), GUARD, Duration::ZERO).expect("off");
+        assert!(!off.sql.contains("lock_timeout"));
+    }
+
+    #[test]
     fn errors_are_located_by_position_or_by_statement() {
         let tables = Tables::new("public");
         let m = parsed("1_a.sql", "-- migrate:up\nSELECT 1;\n\nSELECT nope;\n");
-        let batch = transaction(&tables, &m, Step::Up(0), GUARD).expect("batch");
+        let batch = transaction(&tables, &m, Step::Up(0), GUARD, Duration::ZERO).expect("batch");
         let position = batch.sql.find("nope").expect("nope") + 1;
         let place = batch.locate(Some(position), 0).expect("located");
         assert_eq!(
@@ -554,6 +616,7 @@ mod tests {
             &[Step::Up(0), Step::Up(1)],
             42,
             false,
+            Duration::ZERO,
             "up",
         )
         .expect("script");

@@ -55,6 +55,8 @@ pub async fn migrations_state(
             migration,
             Step::Up(node),
             guard,
+            // A scratch database nobody else uses: nothing to wait for.
+            apply::DdlLock::OFF,
             interrupt,
         )
         .await
