@@ -412,3 +412,75 @@ fn the_sql_script_sets_the_lock_timeout_and_says_psql_cannot_retry() {
     off.expect(0);
     assert!(!off.stdout.contains("lock_timeout"), "{}", off.stdout);
 }
+
+#[test]
+fn each_migration_sets_it_again_after_the_reset_of_the_one_before() {
+    let (cluster, db, url) = database("ddl_second");
+    let folder = Folder::with(&[
+        ("1_u.sql", "-- migrate:up\nCREATE TABLE u (id int);\n"),
+        (
+            "2_alter_t.sql",
+            "-- migrate:up\nALTER TABLE t ADD COLUMN c int;\n",
+        ),
+    ]);
+    let holder = Holder::take(cluster, &db, "t");
+    let started = Instant::now();
+    let child = Run::on(
+        &url,
+        &folder,
+        &["up", "--ddl-lock-timeout", "500ms", "--log-format", "json"],
+    )
+    .spawn();
+    let committed = holder.commit_after(Duration::from_secs(2));
+    let outcome = finish(child, started);
+    committed.join().expect("the holder committed");
+    outcome.expect(0);
+    assert!(
+        retries(&outcome.stderr) >= 2 && outcome.stderr.contains("migration 2 waited longer"),
+        "the second migration ran under the lock timeout too:\n{}",
+        outcome.stderr
+    );
+    assert_eq!(
+        cluster.psql(
+            &db,
+            "SELECT string_agg(revision || ':' || status, ' ' ORDER BY revision) FROM schemagate_history"
+        ),
+        "1:applied 2:applied"
+    );
+}
+
+#[test]
+fn a_migration_that_sets_its_own_lock_timeout_keeps_it() {
+    let (cluster, db, url) = database("ddl_own");
+    let folder = Folder::with(&[(
+        "1_alter_t.sql",
+        "-- migrate:up\nSET lock_timeout = 0;\nALTER TABLE t ADD COLUMN c int;\n",
+    )]);
+    let holder = Holder::take(cluster, &db, "t");
+    let started = Instant::now();
+    let child = Run::on(
+        &url,
+        &folder,
+        &["up", "--ddl-lock-timeout", "500ms", "--log-format", "json"],
+    )
+    .spawn();
+    let committed = holder.commit_after(Duration::from_secs(2));
+    let outcome = finish(child, started);
+    committed.join().expect("the holder committed");
+    outcome.expect(0);
+    assert_eq!(retries(&outcome.stderr), 0, "{}", outcome.stderr);
+    assert!(
+        outcome.elapsed >= Duration::from_secs(2),
+        "it waited behind the holder: {:?}",
+        outcome.elapsed
+    );
+    assert!(has_column_c(cluster, &db));
+    // The RESET ALL after it: schemagate's session is back to the server's default.
+    assert_eq!(
+        cluster.psql(
+            &db,
+            "SELECT count(*) FROM schemagate_events WHERE outcome = 'ok'"
+        ),
+        "1"
+    );
+}
