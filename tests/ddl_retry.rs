@@ -484,3 +484,34 @@ fn a_migration_that_sets_its_own_lock_timeout_keeps_it() {
         "1"
     );
 }
+
+#[test]
+fn behind_a_pooler_a_transaction_false_section_gets_no_session_set() {
+    let (cluster, db, url) = database("ddl_pooled");
+    let folder = Folder::with(&[(
+        "1_alter_t.sql",
+        "-- migrate:up transaction:false\nALTER TABLE t ADD COLUMN c int;\n",
+    )]);
+    let holder = Holder::take(cluster, &db, "t");
+    let started = Instant::now();
+    let child = Run::on(
+        &url,
+        &folder,
+        &[
+            "up",
+            "--lock-mode",
+            "transaction",
+            "--ddl-lock-timeout",
+            "500ms",
+            "--log-format",
+            "json",
+        ],
+    )
+    .spawn();
+    let committed = holder.commit_after(Duration::from_millis(1500));
+    let outcome = finish(child, started);
+    committed.join().expect("the holder committed");
+    outcome.expect(0);
+    assert_eq!(retries(&outcome.stderr), 0, "{}", outcome.stderr);
+    assert!(has_column_c(cluster, &db));
+}

@@ -103,6 +103,7 @@ const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const DEFAULT_DDL_LOCK: crate::db::apply::DdlLock = crate::db::apply::DdlLock {
     timeout: Duration::from_secs(5),
     retry_for: Duration::from_secs(10 * 60),
+    pooled: false,
 };
 
 /// The options of commands that connect.
@@ -352,6 +353,7 @@ impl Global {
             self.ddl_lock = crate::db::apply::DdlLock {
                 timeout: l.ddl_lock_timeout,
                 retry_for: l.ddl_retry_timeout,
+                pooled: l.lock_mode == crate::db::lock::LockMode::Transaction,
             };
         }
         if uses.files {

@@ -42,6 +42,10 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 pub struct DdlLock {
     pub timeout: Duration,
     pub retry_for: Duration,
+    /// Behind a transaction pooler (`--lock-mode transaction`): a `transaction:false`
+    /// section gets no session `SET lock_timeout`, which could land on another server
+    /// connection and stay there for the pool's other clients.
+    pub pooled: bool,
 }
 
 impl DdlLock {
@@ -49,6 +53,7 @@ impl DdlLock {
     pub const OFF: DdlLock = DdlLock {
         timeout: Duration::ZERO,
         retry_for: Duration::ZERO,
+        pooled: false,
     };
 
     /// Whether `error` is the lock timeout this retries (see the module doc).
@@ -398,7 +403,7 @@ async fn statement_by_statement(
     let parts = script::statement_by_statement(tables, migration, step, ddl.timeout)?;
     let section = script::section(migration, step)?;
     session.execute(&parts.before).await?;
-    if let Some(limit) = &parts.limit {
+    if let Some(limit) = parts.limit.as_ref().filter(|_| !ddl.pooled) {
         session.execute(limit).await?;
     }
     let label = format!("{} ({})", migration.revision, migration.path);
