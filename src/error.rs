@@ -134,6 +134,16 @@ pub enum Error {
     #[error("{0}")]
     Pending(String),
 
+    /// `check --against-schema` / `check --drift`: the two schemas differ (exit 10), or
+    /// autogenerate met a difference it cannot write.
+    #[error("{0}")]
+    SchemaDiffers(String),
+
+    /// A generated migration did not reproduce the schema on a scratch database: a
+    /// limit of schemagate's, never written to a file.
+    #[error("autogenerate's self-check failed (please report it with the schema): {0}")]
+    SelfCheck(String),
+
     /// The connection dropped mid-run; `up` reconnects and re-plans on this one.
     #[error("connection to the database lost: {0}")]
     ConnectionLost(String),
@@ -210,7 +220,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::StdoutClosed => 0,
-            Error::Internal(_) | Error::Stdout(_) => 1,
+            Error::Internal(_) | Error::Stdout(_) | Error::SelfCheck(_) => 1,
             Error::Usage(_) => 2,
             Error::InvalidFiles(_) | Error::NoMigrations(_) => 3,
             Error::Unreachable { .. } | Error::ConnectionLost(_) => 4,
@@ -219,6 +229,7 @@ impl Error {
             Error::MigrationFailed(_) => 7,
             Error::Conflict(_) => 8,
             Error::Pending(_) => 9,
+            Error::SchemaDiffers(_) => 10,
             Error::Interrupted(signal) | Error::Stopped { signal, .. } => signal.exit_code(),
         }
     }
@@ -267,6 +278,8 @@ mod tests {
             (Error::MigrationFailed(Box::new(failure)), 7),
             (Error::Conflict(vec![]), 8),
             (Error::Pending("x".into()), 9),
+            (Error::SchemaDiffers("x".into()), 10),
+            (Error::SelfCheck("x".into()), 1),
             (Error::Interrupted(Signal::Interrupt), 130),
             (Error::Interrupted(Signal::Terminate), 143),
             (Error::Interrupted(Signal::Hangup), 129),

@@ -16,6 +16,7 @@ pub mod error;
 pub mod files;
 pub mod output;
 pub mod plan;
+pub mod schema;
 pub mod text;
 
 pub use error::{Error, Result};

@@ -39,6 +39,8 @@ fn main() -> ExitCode {
     let outcome = std::panic::catch_unwind(|| runtime.block_on(run(cli, started)));
     // The runtime (its signal handlers, its sockets) goes before an exec.
     drop(runtime);
+    // Whatever a panic or an early return left of a scratch PostgreSQL (normally nothing).
+    schemagate::schema::scratch::cleanup_all();
     match outcome {
         Ok(Ok(Finish::Exit)) => finished(started, 0, format),
         Ok(Ok(Finish::Exec(command))) => {
@@ -151,6 +153,8 @@ async fn run(cli: Cli, started: Instant) -> Result<Finish, Failed> {
             schemagate::text::duration(SIGNAL_GRACE)
         );
         finished(started, code, format);
+        // exit skips destructors: the scratch PostgreSQL's cluster and databases go here.
+        schemagate::schema::scratch::cleanup_all();
         std::process::exit(code);
     });
     let ctx = Context {

@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::cli::autogenerate;
 use crate::cli::config::{
     self, CheckArgs, Command, DownArgs, MergeArgs, NewArgs, OutputFormat, ReconcileArgs,
     RepairArgs, ResetArgs, ResolveArgs, StampArgs, StatusArgs, UpArgs,
@@ -44,10 +45,15 @@ pub async fn run(command: &Command, ctx: &Context<'_>) -> Result<Finish> {
         Command::Current(args) => current(ctx, args.verbose).await,
         Command::History(args) => history(ctx, args.verbose.verbose, args.offline).await,
         Command::Heads(args) => output::print(&report::heads(&load_any(ctx).await?, args.verbose)),
-        Command::New(args) => new(ctx, args),
+        Command::New(args) => new(ctx, args).await,
         Command::Merge(args) => merge(ctx, args).await,
         Command::Stamp(args) => stamp(ctx, args).await,
+        Command::Check(args) if args.against_schema => {
+            autogenerate::against_schema(ctx, &args.scratch).await
+        }
+        Command::Check(args) if args.drift => autogenerate::drift(ctx, &args.scratch).await,
         Command::Check(args) => check(ctx, args).await,
+        Command::Diff(args) => autogenerate::diff(ctx, args).await,
         Command::Validate { strict } => validate(ctx, *strict).await,
         Command::Resolve(args) => resolve(ctx, args).await,
         Command::Repair(args) => repair(ctx, args).await,
@@ -527,7 +533,7 @@ fn load_or_empty(dir: &Path, layout: Option<crate::files::layout::Layout>) -> Re
     }
 }
 
-fn new(ctx: &Context<'_>, args: &NewArgs) -> Result<()> {
+async fn new(ctx: &Context<'_>, args: &NewArgs) -> Result<()> {
     let dir = &ctx.global.migrations;
     let graph = load_or_empty(dir, ctx.global.layout)?;
     let message = args
@@ -567,6 +573,9 @@ fn new(ctx: &Context<'_>, args: &NewArgs) -> Result<()> {
                 m.path
             );
         }
+    }
+    if args.autogenerate {
+        return autogenerate::new(ctx, args, &graph, &parents, message).await;
     }
     let revision = scaffold::revision(&graph, SystemTime::now(), args.revision.as_deref())?;
     keeps_implicit_parents(&graph, &revision)?;

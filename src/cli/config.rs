@@ -202,6 +202,11 @@ pub fn uses(command: &str) -> Uses {
             ..offline
         },
         "heads" | "new" | "merge" => offline,
+        "diff" => Uses {
+            lock: false,
+            allow_empty: false,
+            ..all
+        },
         "check" => Uses { lock: false, ..all },
         "status" | "current" | "history" => Uses {
             lock: false,
@@ -429,7 +434,7 @@ pub enum Command {
     /// Write a new, empty migration file revising the current head (Alembic: revision -m).
     #[command(
         visible_alias = "revision",
-        after_help = "Examples:\n  schemagate new \"add phone to users\"\n  schemagate new -m \"add phone to users\"   (Alembic's spelling)\n\nWrites migrations/<UTC timestamp>_add_phone_to_users.sql with `-- migrate:revises <head>`.\nRefuses when the files have several heads: run `schemagate merge` first."
+        after_help = "Examples:\n  schemagate new \"add phone to users\"\n  schemagate new -m \"add phone to users\"   (Alembic's spelling)\n  schemagate new --autogenerate \"add phone to users\"   written from schema.sql\n\nWrites migrations/<UTC timestamp>_add_phone_to_users.sql with `-- migrate:revises <head>`.\nRefuses when the files have several heads: run `schemagate merge` first."
     )]
     New(NewArgs),
     /// Write a migration that joins several heads into one (Alembic: merge).
@@ -444,9 +449,14 @@ pub enum Command {
     Stamp(StampArgs),
     /// Exit 0 when the database is at head, 9 when migrations are pending (Alembic: check).
     #[command(
-        after_help = "Examples:\n  schemagate check                  in CI: fail when a deploy forgot to migrate\n  schemagate check --wait --timeout 10m   an app's init container while a Job migrates"
+        after_help = "Examples:\n  schemagate check                  in CI: fail when a deploy forgot to migrate\n  schemagate check --wait --timeout 10m   an app's init container while a Job migrates\n  schemagate check --against-schema      in CI: exit 10 when schema.sql has changes no migration has\n  schemagate check --drift               exit 10 when the database was changed by hand"
     )]
     Check(CheckArgs),
+    /// Print the SQL that takes one schema state to another.
+    #[command(
+        after_help = "States: migrations (every head), migrations@REV, schema (the schema file), database (the configured one, read only), or a postgres:// URL.\n\nExamples:\n  schemagate diff --from migrations --to schema      what autogenerate would write\n  schemagate diff --from migrations --to database    hand edits in production\n  schemagate diff --from migrations@20251201090000 --to migrations"
+    )]
+    Diff(DiffArgs),
     /// Validate the migration files without touching the database.
     #[command(after_help = "Example: schemagate validate --strict")]
     Validate {
@@ -606,6 +616,47 @@ pub struct NewArgs {
     /// The parent revision [default: the single head].
     #[arg(long)]
     pub revises: Option<String>,
+    /// Write the migration from the difference between the migrations' head and the
+    /// schema file (Alembic: revision --autogenerate), checked on a scratch database.
+    #[arg(long)]
+    pub autogenerate: bool,
+    #[command(flatten)]
+    pub scratch: ScratchArgs,
+}
+
+/// Where autogenerate, `diff` and `check --against-schema/--drift` build and compare states.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Schema")]
+pub struct ScratchArgs {
+    /// A server where schemagate may create and drop throwaway databases [default: a
+    /// throwaway cluster of its own, from PostgreSQL's server binaries].
+    #[arg(long, env = "SCHEMAGATE_DEV_URL", hide_env_values = true)]
+    pub dev_url: Option<String>,
+    /// Folder of PostgreSQL's server binaries (initdb, postgres) for the throwaway
+    /// cluster [default: `pg_config --bindir`].
+    #[arg(long, env = "SCHEMAGATE_PG_BIN")]
+    pub pg_bin: Option<PathBuf>,
+    /// The desired schema: a .sql file or a folder of them applied in name order
+    /// [default: schema.sql, else schema/, beside the migrations folder].
+    #[arg(long, env = "SCHEMAGATE_SCHEMA_FILE")]
+    pub schema_file: Option<PathBuf>,
+    /// Build indexes on existing tables without CONCURRENTLY (in the migration's
+    /// transaction, blocking writes while they build).
+    #[arg(long)]
+    pub no_concurrently: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// The state to start from: migrations, migrations@REV, schema, database, or a
+    /// postgres:// URL (read only).
+    #[arg(long)]
+    pub from: String,
+    /// The state to reach (the same words).
+    #[arg(long)]
+    pub to: String,
+    #[command(flatten)]
+    pub scratch: ScratchArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -644,6 +695,16 @@ pub struct CheckArgs {
     /// Pass even when none of the database's applied revisions is in the folder.
     #[arg(long, env = "SCHEMAGATE_ALLOW_UNKNOWN", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_unknown: bool,
+    /// Instead: exit 10 unless the migrations' head equals the schema file (Alembic's
+    /// check), printing the SQL between them. Needs no database.
+    #[arg(long, conflicts_with_all = ["wait", "drift"])]
+    pub against_schema: bool,
+    /// Instead: exit 10 unless the database equals what its applied migrations make
+    /// (hand edits show up), printing the SQL from what they make to what is there.
+    #[arg(long, conflicts_with_all = ["wait"])]
+    pub drift: bool,
+    #[command(flatten)]
+    pub scratch: ScratchArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -740,6 +801,17 @@ pub fn connection(global: &Global, env: Env<'_>) -> Result<Connection> {
         }
         (None, None) => None,
     };
+    let configured = is_configured(global, env);
+    connection_for(url, configured, env)
+}
+
+/// A connection for a URL given by another option (`--dev-url`), read as libpq reads
+/// `--database-url`: PG* variables fill in what it leaves out, `.pgpass` the password.
+pub fn url_connection(url: &str, env: Env<'_>) -> Result<Connection> {
+    connection_for(Some(url.trim().to_string()), true, env)
+}
+
+fn connection_for(url: Option<String>, configured: bool, env: Env<'_>) -> Result<Connection> {
     let pg = |name: &str| env(name).filter(|v| !v.is_empty());
 
     let env_port = match pg("PGPORT") {
@@ -764,7 +836,7 @@ pub fn connection(global: &Global, env: Env<'_>) -> Result<Connection> {
         }
         Some(url) => parse_url(url)?,
         None => {
-            if !is_configured(global, env) {
+            if !configured {
                 return Err(Error::Usage(
                     "no database configured: set DATABASE_URL (postgres://user:password@host:5432/db), \
                      DATABASE_URL_FILE, --database-url, or libpq's PGHOST/PGUSER/PGDATABASE"

@@ -1,6 +1,7 @@
 //! The command line: options, and the commands built from the layers below.
 
 pub mod adopt;
+pub mod autogenerate;
 pub mod commands;
 pub mod config;
 pub mod context;

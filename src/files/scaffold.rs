@@ -160,20 +160,50 @@ fn next_second(revision: &str) -> Option<String> {
     Some(timestamp(at + Duration::from_secs(1)))
 }
 
-/// The text of a new migration revising `parents`.
-pub fn content(message: &str, parents: &[&str], merge: bool) -> String {
+/// The first line: the message, never read as a directive.
+fn title(message: &str) -> String {
     let message = message.trim().replace(['\r', '\n'], " ");
     // A message starting with `migrate:` (any case or spacing) would read as a directive.
-    let title = if crate::files::migration::looks_like_directive(&format!("-- {message}")) {
+    if crate::files::migration::looks_like_directive(&format!("-- {message}")) {
         format!("-- Message: {message}\n")
     } else {
         format!("-- {message}\n")
-    };
-    let revises = if parents.is_empty() {
+    }
+}
+
+fn revises(parents: &[&str]) -> String {
+    if parents.is_empty() {
         "base".to_string()
     } else {
         parents.join(", ")
-    };
+    }
+}
+
+/// The text of a generated migration: each section's SQL and whether it must run
+/// outside a transaction.
+pub fn generated(
+    message: &str,
+    parents: &[&str],
+    origin: &str,
+    up: (&str, bool),
+    down: (&str, bool),
+) -> String {
+    let options = |outside: bool| if outside { " transaction:false" } else { "" };
+    format!(
+        "{}-- {origin}\n-- migrate:revises {}\n-- migrate:up{}\n{}\n-- migrate:down{}\n{}",
+        title(message),
+        revises(parents),
+        options(up.1),
+        up.0,
+        options(down.1),
+        down.0
+    )
+}
+
+/// The text of a new migration revising `parents`.
+pub fn content(message: &str, parents: &[&str], merge: bool) -> String {
+    let title = title(message);
+    let revises = revises(parents);
     let up = if merge {
         format!(
             "-- Merge point of {}: nothing to run. Add SQL here if the branches need reconciling.\n",

@@ -828,6 +828,97 @@ fn skip_junk(b: &[u8], i: usize) -> usize {
     }
 }
 
+/// What a [`Lexeme`] is, for callers that look inside statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LexemeKind {
+    /// An identifier or keyword, unquoted.
+    Word,
+    /// `"..."` (not `U&"..."`, which is `Other`).
+    QuotedIdent,
+    Semicolon,
+    OpenParen,
+    CloseParen,
+    Comma,
+    Dot,
+    /// A `--` comment, from the dashes to the end of its line (without the newline).
+    LineComment,
+    /// Literals, numbers, parameters, operators and other punctuation.
+    Other,
+}
+
+/// One token or `--` comment of the input, as byte offsets into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lexeme {
+    pub kind: LexemeKind,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Every token and `--` comment of `sql`, in order, read with the same rules as
+/// [`split`] (block comments and whitespace are skipped; backslash is an ordinary byte).
+/// For code that needs to see the words of a statement and the comments beside them,
+/// such as the desired schema's `-- schemagate:renamed-from` hints.
+pub fn lexemes(sql: &str) -> Result<Vec<Lexeme>, SplitError> {
+    let bytes = sql.as_bytes();
+    let mut lexer = Lexer::new(bytes, false);
+    let mut out = Vec::new();
+    let mut trivia_start = 0;
+    loop {
+        let tok = lexer
+            .next_token()
+            .map_err(|unclosed| unclosed.into_error(bytes))?;
+        let trivia_end = tok.map_or(bytes.len(), |t| t.start);
+        line_comments(bytes, trivia_start, trivia_end, &mut out);
+        let Some(tok) = tok else { break };
+        let text = bytes.get(tok.start..tok.end).unwrap_or_default();
+        let kind = match tok.kind {
+            Kind::Ident => LexemeKind::Word,
+            Kind::Semicolon => LexemeKind::Semicolon,
+            Kind::OpenParen => LexemeKind::OpenParen,
+            Kind::CloseParen => LexemeKind::CloseParen,
+            Kind::Other => match text {
+                [b'"', ..] => LexemeKind::QuotedIdent,
+                b"," => LexemeKind::Comma,
+                b"." => LexemeKind::Dot,
+                _ => LexemeKind::Other,
+            },
+        };
+        out.push(Lexeme {
+            kind,
+            start: tok.start,
+            end: tok.end,
+        });
+        trivia_start = tok.end;
+    }
+    Ok(out)
+}
+
+/// The `--` comments in `b[from..to]`, which holds only whitespace and comments (the
+/// lexer skipped it): a block comment may hold `--` and is stepped over whole.
+fn line_comments(b: &[u8], from: usize, to: usize, out: &mut Vec<Lexeme>) {
+    let mut i = from;
+    while i < to {
+        match (b.get(i), b.get(i + 1)) {
+            (Some(b'-'), Some(b'-')) => {
+                let end = find(b, i + 2, |c| c == b'\n' || c == b'\r')
+                    .unwrap_or(b.len())
+                    .min(to);
+                out.push(Lexeme {
+                    kind: LexemeKind::LineComment,
+                    start: i,
+                    end,
+                });
+                i = end;
+            }
+            (Some(b'/'), Some(b'*')) => match skip_block_comment(b, i) {
+                Ok(end) => i = end,
+                Err(_) => return,
+            },
+            _ => i += 1,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -863,6 +954,38 @@ mod tests {
             .iter()
             .map(Statement::first_keyword)
             .collect()
+    }
+
+    #[test]
+    fn lexemes_give_words_quoted_names_punctuation_and_line_comments() {
+        let sql = "CREATE TABLE s.\"T\" ( -- one\n a int, /* -- not */ b 'x;--' ); -- two";
+        let found: Vec<(LexemeKind, &str)> = lexemes(sql)
+            .unwrap()
+            .iter()
+            .map(|l| (l.kind, &sql[l.start..l.end]))
+            .collect();
+        use LexemeKind::*;
+        assert_eq!(
+            found,
+            [
+                (Word, "CREATE"),
+                (Word, "TABLE"),
+                (Word, "s"),
+                (Dot, "."),
+                (QuotedIdent, "\"T\""),
+                (OpenParen, "("),
+                (LineComment, "-- one"),
+                (Word, "a"),
+                (Word, "int"),
+                (Comma, ","),
+                (Word, "b"),
+                (Other, "'x;--'"),
+                (CloseParen, ")"),
+                (Semicolon, ";"),
+                (LineComment, "-- two"),
+            ]
+        );
+        assert!(lexemes("SELECT 'open").unwrap_err().unclosed);
     }
 
     #[test]

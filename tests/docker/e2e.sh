@@ -135,6 +135,21 @@ assert_backend_serves
 assert_backend_after_migrate
 assert_applied_once migrations
 
+echo "e2e: --- the schema tools (the compose file's schema service, on the compose postgres)"
+dc run --rm schema >"$log" 2>&1 || fail "'run --rm schema' (check --against-schema) failed: ./schema.sql should equal the migrations' head"
+ok "check --against-schema: ./schema.sql equals the migrations' head"
+dc run --rm schema check --drift >"$log" 2>&1 || fail "'run --rm schema check --drift' failed on the freshly migrated database"
+ok "check --drift: the database is what its migrations make"
+sql "ALTER TABLE users ADD COLUMN nickname text" >/dev/null
+code=0
+dc run --rm schema check --drift >"$log" 2>&1 || code=$?
+[ "$code" = 10 ] || fail "check --drift after a hand edit should exit 10, it exited $code"
+grep -q "ADD COLUMN nickname text" "$log" || fail "check --drift should print the hand edit"
+ok "check --drift after a hand edit: exit 10, naming it"
+leftover=$(sql "SELECT count(*) FROM pg_database WHERE datname LIKE 'schemagate_scratch%'")
+[ "$leftover" = 0 ] || fail "$leftover scratch databases were left on the compose postgres"
+ok "no scratch database left behind"
+
 scenario broken "a broken migration mounted in at /migrations (tests/docker/broken.yml)"
 if dc -f docker-compose.yml -f tests/docker/broken.yml up -d >"$log" 2>&1; then
   fail "'up' succeeded although a migration fails"
