@@ -35,7 +35,9 @@ that error, because every later state would be wrong.
 schemagate is run as
     schemagate diff --from URL_S_i --to URL_S_i+1 --dev-url URL_postgres
 (`--sides migrations` uses `--from migrations@REV_i --to migrations@REV_i+1 --migrations DIR`
-instead; REV is the file's version prefix, and S_0 is `migrations@base`).
+instead; REV is the file's version prefix, and step 0 starts from S_0's URL. schemagate then
+applies the files on its own scratch databases, which lack golang-migrate's own table: harbor's
+0030 alters it and fails there, so URL sides are the fair comparison with migra).
 migra is run as
     migra --unsafe URL_S_i URL_S_i+1
 (exit 2 means "there are differences" for migra, and is success here).
@@ -235,6 +237,10 @@ class Cluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, db: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{db}"
+
+    def migra_url(self, db: str) -> str:
+        """SQLAlchemy 1.x, under migra, knows only this spelling of the scheme."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
 
     def psql(self, db: str, sql: str) -> str:
@@ -438,15 +444,17 @@ def run(args, tools: list[str], binaries: dict[str, str], cluster: Cluster, work
                     files[i].name, dumps[i] != dumps[i + 1])
         for tool in tools:
             if tool == "migra":
-                cmd = [binaries["migra"], "--unsafe", cluster.url(source), cluster.url(target)]
+                cmd = [binaries["migra"], "--unsafe", cluster.migra_url(source), cluster.migra_url(target)]
                 ok = (0, 2)
             elif args.sides == "url":
                 cmd = [binaries["schemagate"], "diff", "--from", cluster.url(source), "--to", cluster.url(target),
                        "--dev-url", cluster.url("postgres")]
                 ok = (0,)
             else:
+                # `migrations@base` is no side: the empty state is S_0's URL.
+                side_from = cluster.url(source) if i == 0 else f"migrations@{step.rev_from}"
                 cmd = [binaries["schemagate"], "diff", "--migrations", str(folder),
-                       "--from", f"migrations@{step.rev_from}", "--to", f"migrations@{step.rev_to}",
+                       "--from", side_from, "--to", f"migrations@{step.rev_to}",
                        "--dev-url", cluster.url("postgres")]
                 if args.layout:
                     cmd += ["--layout", args.layout]
