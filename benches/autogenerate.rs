@@ -31,6 +31,14 @@ use std::time::{Duration, Instant};
 use support::Cluster;
 use support::run::Folder;
 
+/// The 1, 5 and 15 minute load averages: on a shared machine the figures mean little
+/// without them.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|err| format!("unknown ({err})"))
+}
+
 struct Sizes {
     runs: usize,
     tables: usize,
@@ -348,6 +356,7 @@ fn main() {
         if short { "short" } else { "full" },
         sizes.runs
     );
+    println!("load average at the start: {}", load_average());
     match &migra {
         Ok(path) => println!("migra: {}", path.display()),
         Err(why) => println!(
@@ -507,6 +516,7 @@ fn main() {
         migra_diff.as_ref().map(|f| (f as Side<'_>, &[0, 2][..])),
     );
 
+    println!("load average at the end: {}", load_average());
     for script in [own_cluster_script, dev_url_script].into_iter().flatten() {
         let _ = fs::remove_file(script);
     }

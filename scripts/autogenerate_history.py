@@ -162,6 +162,14 @@ def clip_tail(text: str, limit: int = STDERR_CHARS_KEPT) -> str:
     return text if len(text) <= limit else f"({len(text) - limit} characters before) ...\n" + text[-limit:]
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load: on a shared machine the times mean little without it."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError as err:
+        return f"unknown ({err})"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -474,7 +482,7 @@ def run(args, tools: list[str], binaries: dict[str, str], cluster: Cluster, work
     print()
     for line in summary["lines"]:
         print(line)
-    print(f"run time: {elapsed:.1f} s")
+    print(f"run time: {elapsed:.1f} s; load average at the end: {load_average()}")
     if stopped:
         print(f"\nSTOPPED EARLY after {len(steps)} of {steps_total} steps: {stopped}")
     if args.json:
