@@ -100,6 +100,10 @@ pub enum Error {
     #[error("{} invalid migration file{}:\n{}", .0.len(), if .0.len() == 1 { "" } else { "s" }, list(.0))]
     InvalidFiles(Vec<FileProblem>),
 
+    /// A schema file (`schema.sql`) that cannot be read or fails on a scratch database.
+    #[error("{} invalid schema file{}:\n{}", .0.len(), if .0.len() == 1 { "" } else { "s" }, list(.0))]
+    InvalidSchema(Vec<FileProblem>),
+
     /// An empty or missing migrations folder where migrations are expected (exit 3).
     #[error("no migrations: {0}")]
     NoMigrations(String),
@@ -222,7 +226,7 @@ impl Error {
             Error::StdoutClosed => 0,
             Error::Internal(_) | Error::Stdout(_) | Error::SelfCheck(_) => 1,
             Error::Usage(_) => 2,
-            Error::InvalidFiles(_) | Error::NoMigrations(_) => 3,
+            Error::InvalidFiles(_) | Error::InvalidSchema(_) | Error::NoMigrations(_) => 3,
             Error::Unreachable { .. } | Error::ConnectionLost(_) => 4,
             Error::Refused(_) | Error::Database(_) => 5,
             Error::LockTimeout { .. } | Error::Blocked { .. } => 6,
@@ -257,6 +261,7 @@ mod tests {
             (Error::Internal("x".into()), 1),
             (Error::Usage("x".into()), 2),
             (Error::InvalidFiles(vec![]), 3),
+            (Error::InvalidSchema(vec![]), 3),
             (Error::NoMigrations("x".into()), 3),
             (
                 Error::Unreachable {

@@ -265,3 +265,24 @@ fn without_a_dev_url_it_starts_and_removes_a_cluster_of_its_own() {
         .collect();
     assert!(left.is_empty(), "the scratch cluster left {left:?} behind");
 }
+
+#[test]
+fn two_databases_are_compared_as_they_are_without_a_scratch_server() {
+    let cluster = Cluster::shared();
+    let (a, b) = (cluster.create_database("da"), cluster.create_database("db"));
+    cluster.psql(&a, "CREATE TABLE t (id int PRIMARY KEY);");
+    cluster.psql(&b, "CREATE TABLE t (id int PRIMARY KEY, note text);");
+    // A --pg-bin that does not exist: starting a scratch cluster would fail.
+    let out = Run::new(&[
+        "diff",
+        "--from",
+        &cluster.url(&a),
+        "--to",
+        &cluster.url(&b),
+        "--pg-bin",
+        "/nonexistent",
+    ])
+    .run();
+    out.expect(0);
+    assert_eq!(out.stdout, "ALTER TABLE public.t ADD COLUMN note text;\n");
+}

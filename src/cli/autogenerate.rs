@@ -143,15 +143,18 @@ fn warn_hazards(plan: &Plan) {
 async fn side(
     ctx: &Context<'_>,
     args: &ScratchArgs,
-    scratch: &Scratch,
+    scratch: Option<&Scratch>,
     word: &str,
 ) -> Result<Schema> {
     let dir = &ctx.global.migrations;
+    let scratch = || {
+        scratch.ok_or_else(|| Error::Internal(format!("the state `{word}` needs a scratch server")))
+    };
     match word {
         "schema" => {
             let files = desired::load(args.schema_file.as_deref(), dir)?;
-            let db = autogen::schema_state(scratch, &files, ctx.interrupt).await?;
-            autogen::read(scratch, &db, ctx.interrupt).await
+            let db = autogen::schema_state(scratch()?, &files, ctx.interrupt).await?;
+            autogen::read(scratch()?, &db, ctx.interrupt).await
         }
         "database" => {
             let graph = graph_or_empty(dir, ctx)?;
@@ -184,8 +187,8 @@ async fn side(
                 Some(revision) => graph.ancestors_inclusive(&[target::find(&graph, revision)?]),
                 None => vec![true; graph.len()],
             };
-            let db = autogen::migrations_state(scratch, &graph, &wanted, ctx.interrupt).await?;
-            autogen::read(scratch, &db, ctx.interrupt).await
+            let db = autogen::migrations_state(scratch()?, &graph, &wanted, ctx.interrupt).await?;
+            autogen::read(scratch()?, &db, ctx.interrupt).await
         }
         other => Err(Error::Usage(format!(
             "`{other}` is not a state: use migrations, migrations@REV, schema, database or a postgres:// URL"
@@ -206,11 +209,19 @@ pub async fn diff(ctx: &Context<'_>, args: &DiffArgs) -> Result<()> {
             )));
         }
     }
-    let plan = with_scratch!(ctx, &args.scratch, |scratch| {
-        let from = side(ctx, &args.scratch, &scratch, &args.from).await?;
-        let to = side(ctx, &args.scratch, &scratch, &args.to).await?;
-        autogen::between(&from, &to, options(&args.scratch))
-    })?;
+    let on_scratch = |word: &str| word == "schema" || word.starts_with("migrations");
+    let plan = if on_scratch(&args.from) || on_scratch(&args.to) {
+        with_scratch!(ctx, &args.scratch, |scratch| {
+            let from = side(ctx, &args.scratch, Some(&scratch), &args.from).await?;
+            let to = side(ctx, &args.scratch, Some(&scratch), &args.to).await?;
+            autogen::between(&from, &to, options(&args.scratch))
+        })?
+    } else {
+        // Two databases: read as they are, no scratch server needed.
+        let from = side(ctx, &args.scratch, None, &args.from).await?;
+        let to = side(ctx, &args.scratch, None, &args.to).await?;
+        autogen::between(&from, &to, options(&args.scratch))?
+    };
     if plan.is_empty() {
         tracing::info!("{} and {} are the same schema", args.from, args.to);
         return Ok(());

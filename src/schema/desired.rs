@@ -18,7 +18,7 @@
 //!   session is reset between files as if each ran in a session of its own (pg_dump's
 //!   `set_config('search_path', '', false)` must not reach the next file).
 //!
-//! Problems in the files are [`Error::InvalidFiles`] (exit 3, as for a migration file:
+//! Problems in the files are [`Error::InvalidSchema`] (exit 3, as for a migration file:
 //! the file is wrong, including when the server rejects its SQL); not finding the schema
 //! at all is [`Error::Usage`] (exit 2, as for an unreadable migrations folder: the
 //! configuration points at the wrong place).
@@ -82,7 +82,7 @@ pub fn load(explicit: Option<&Path>, migrations_dir: &Path) -> Result<Vec<Schema
     let files = if is_dir {
         load_folder(&path)?
     } else {
-        vec![read(&path).map_err(|p| Error::InvalidFiles(vec![p]))?]
+        vec![read(&path).map_err(|p| Error::InvalidSchema(vec![p]))?]
     };
     Ok(files)
 }
@@ -157,10 +157,10 @@ fn load_folder(dir: &Path) -> Result<Vec<SchemaFile>> {
     }
     if !problems.is_empty() {
         problems.sort_by(|a, b| a.file.cmp(&b.file));
-        return Err(Error::InvalidFiles(problems));
+        return Err(Error::InvalidSchema(problems));
     }
     if names.is_empty() {
-        return Err(Error::InvalidFiles(vec![FileProblem::new(
+        return Err(Error::InvalidSchema(vec![FileProblem::new(
             dir.display().to_string(),
             None,
             "the schema folder has no .sql files: put the desired schema in it (files are \
@@ -179,7 +179,7 @@ fn load_folder(dir: &Path) -> Result<Vec<SchemaFile>> {
     if problems.is_empty() {
         Ok(files)
     } else {
-        Err(Error::InvalidFiles(problems))
+        Err(Error::InvalidSchema(problems))
     }
 }
 
@@ -272,7 +272,7 @@ pub fn rename_hints(files: &[SchemaFile]) -> Result<Vec<RenameHint>> {
         Ok(hints)
     } else {
         problems.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
-        Err(Error::InvalidFiles(problems))
+        Err(Error::InvalidSchema(problems))
     }
 }
 
@@ -678,7 +678,7 @@ pub async fn apply_files(session: &Session, files: &[SchemaFile]) -> Result<()> 
     for (n, file) in files.iter().enumerate() {
         let shown = file.path.display().to_string();
         let split = split::split_as(&file.text, split::Rules::default()).map_err(|e| {
-            Error::InvalidFiles(vec![FileProblem::new(&shown, Some(e.line), e.message)])
+            Error::InvalidSchema(vec![FileProblem::new(&shown, Some(e.line), e.message)])
         })?;
         if n > 0 {
             session
@@ -687,7 +687,7 @@ pub async fn apply_files(session: &Session, files: &[SchemaFile]) -> Result<()> 
         }
         for statement in &split.statements {
             let problem = |line: usize, message: String| {
-                Error::InvalidFiles(vec![FileProblem::new(&shown, Some(line), message)])
+                Error::InvalidSchema(vec![FileProblem::new(&shown, Some(line), message)])
             };
             if statement.copy.is_some() || statement.copy_to_stdout() {
                 return Err(problem(
@@ -772,8 +772,8 @@ mod tests {
 
     fn problems(error: Error) -> Vec<FileProblem> {
         match error {
-            Error::InvalidFiles(problems) => problems,
-            other => panic!("expected InvalidFiles, got {other:?}"),
+            Error::InvalidSchema(problems) => problems,
+            other => panic!("expected InvalidSchema, got {other:?}"),
         }
     }
 
@@ -886,7 +886,7 @@ mod tests {
         let found = problems(load(Some(&nul), &dir.migrations()).unwrap_err());
         assert_eq!(found[0].line, Some(3));
         assert!(found[0].message.contains("NUL"), "{found:?}");
-        assert_eq!(Error::InvalidFiles(found).exit_code(), 3);
+        assert_eq!(Error::InvalidSchema(found).exit_code(), 3);
     }
 
     #[test]

@@ -112,8 +112,10 @@ pub struct Scratch {
     version: u32,
     /// The registry entry of what to clean up.
     id: u64,
-    counter: AtomicUsize,
 }
+
+/// The `<n>` of database names.
+static DATABASE_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 enum Server {
     Dev(Box<Connection>),
@@ -178,7 +180,6 @@ impl Scratch {
             server: Server::Dev(Box::new(dev.clone())),
             version,
             id,
-            counter: AtomicUsize::new(0),
         })
     }
 
@@ -294,7 +295,6 @@ impl Scratch {
             }),
             version,
             id,
-            counter: AtomicUsize::new(0),
         })
     }
 
@@ -304,7 +304,8 @@ impl Scratch {
         let admin = self.admin()?;
         let source = template.unwrap_or("template0");
         loop {
-            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            // Process-wide: two scratch servers of one process may share a dev server.
+            let n = DATABASE_COUNTER.fetch_add(1, Ordering::Relaxed);
             let name = format!("{DATABASE_PREFIX}{}_{n}", std::process::id());
             let sql = format!(
                 "CREATE DATABASE {} TEMPLATE {}{}",
@@ -325,8 +326,9 @@ impl Scratch {
                 Err(e) => {
                     let code = e.as_db_error().map(|db| db.code().code().to_string());
                     match code.as_deref() {
-                        // Another process (on a dev server shared by containers, pids repeat) has it.
-                        Some("42P04") => continue,
+                        // Another process has that name (on a dev server shared by
+                        // containers, pids repeat); 23505 when both create it at once.
+                        Some("42P04" | "23505") => continue,
                         Some("55006") => {
                             return Err(Error::Database(format!(
                                 "cannot copy the scratch database {source}: other sessions are \
