@@ -34,6 +34,8 @@ that error, because every later state would be wrong.
 
 schemagate is run as
     schemagate diff --from URL_S_i --to URL_S_i+1 --dev-url URL_postgres
+(two databases are read as they are; --dev-url, the same cluster, only matters for the
+migrations sides)
 (`--sides migrations` uses `--from migrations@REV_i --to migrations@REV_i+1 --migrations DIR`
 instead; REV is the file's version prefix, and step 0 starts from S_0's URL. schemagate then
 applies the files on its own scratch databases, which lack golang-migrate's own table: harbor's
