@@ -13,7 +13,8 @@ use serde_json::Value;
 use crate::db::session::Session;
 use crate::error::Result;
 use crate::schema::model::{
-    Column, Detail, Domain, Enum, Function, Key, Kind, Object, Schema, Sequence, Table,
+    Column, Constraint, Detail, Domain, Enum, Function, Key, Kind, Object, Policy, Schema,
+    Sequence, Table, Trigger,
 };
 
 // The catalogs' own oids, fixed since PostgreSQL 7.
@@ -628,6 +629,11 @@ impl Reader<'_> {
                  THEN (SELECT format('%I.%I', cn.nspname, co.collname) FROM pg_collation co
                        JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END AS collation,
                a.attnotnull AS not_null, a.attidentity AS identity, a.attgenerated AS generated,
+               (SELECT json_build_array(s.seqincrement::text, s.seqmin::text, s.seqmax::text, s.seqstart::text,
+                       s.seqcache::text, s.seqcycle, format_type(s.seqtypid, NULL))
+                  FROM pg_depend d JOIN pg_sequence s ON s.seqrelid = d.objid
+                 WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+                   AND d.refobjid = c.oid AND d.refobjsubid = a.attnum AND d.deptype = 'i') AS identity_sequence,
                pg_get_expr(ad.adbin, ad.adrelid) AS default, ad.oid AS default_oid,
                NOT a.attislocal AS inherited, col_description(c.oid, a.attnum) AS comment
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -656,6 +662,10 @@ impl Reader<'_> {
                 not_null: flag(&row, "not_null"),
                 default: if generated { None } else { default.clone() },
                 identity: text(&row, "identity"),
+                identity_options: row
+                    .get("identity_sequence")
+                    .map(identity_options)
+                    .unwrap_or_default(),
                 generated: if generated { default } else { None },
                 inherited: flag(&row, "inherited"),
             };
@@ -677,6 +687,9 @@ impl Reader<'_> {
         let sql = format!(
             "SELECT co.oid, co.conindid, co.contype AS kind, format('%I.%I', n.nspname, c.relname) AS q,
                quote_ident(co.conname) AS name, pg_get_constraintdef(co.oid) AS def,
+               CASE WHEN co.contype IN ('p', 'u') THEN pg_get_indexdef(co.conindid) END AS index_def,
+               concat_ws(' ', CASE WHEN co.condeferrable THEN 'DEFERRABLE' END,
+                         CASE WHEN co.condeferred THEN 'INITIALLY DEFERRED' END) AS deferrable,
                obj_description(co.oid, 'pg_constraint') AS comment
              FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE co.contype IN ('p', 'u', 'c', 'f', 'x') AND co.conrelid <> 0 AND co.conparentid = 0
@@ -701,7 +714,14 @@ impl Reader<'_> {
             );
             let table_key = Key::new(Kind::Table, &table);
             object.deps.push(table_key.clone());
-            object.detail = Detail::OnTable(table_key);
+            object.detail = Detail::Constraint(Constraint {
+                table: table_key,
+                name: name.clone(),
+                kind: text(&row, "kind"),
+                definition: definition.clone(),
+                index: optional(&row, "index_def"),
+                deferrable: text(&row, "deferrable"),
+            });
             if kind == Kind::Constraint {
                 self.ids
                     .insert((PG_CLASS, number(&row, "conindid"), 0), key.clone());
@@ -738,9 +758,13 @@ impl Reader<'_> {
             } else {
                 Kind::Table
             };
+            // A partitioned table's index reads back `ON ONLY` (how pg_dump builds it and
+            // attaches the partitions' own); created plainly it is built on every
+            // partition, which is what one statement has to do here.
+            let definition = text(&row, "def").replacen(" ON ONLY ", " ON ", 1);
             let mut object = object(
                 Key::new(Kind::Index, &q),
-                vec![text(&row, "def")],
+                vec![definition],
                 format!("DROP INDEX {q}"),
             );
             let table_key = Key::new(table_kind, &table);
@@ -814,8 +838,10 @@ impl Reader<'_> {
         );
         for row in self.rows(&sql).await? {
             let (table, name) = (text(&row, "q"), text(&row, "name"));
-            let mut create = vec![text(&row, "def")];
-            match text(&row, "enabled").as_str() {
+            let definition = text(&row, "def");
+            let enabled = text(&row, "enabled");
+            let mut create = vec![definition.clone()];
+            match enabled.as_str() {
                 "D" => create.push(format!("ALTER TABLE {table} DISABLE TRIGGER {name}")),
                 "R" => create.push(format!("ALTER TABLE {table} ENABLE REPLICA TRIGGER {name}")),
                 "A" => create.push(format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}")),
@@ -833,7 +859,12 @@ impl Reader<'_> {
             );
             let table_key = Key::new(table_kind, &table);
             object.deps.push(table_key.clone());
-            object.detail = Detail::OnTable(table_key);
+            object.detail = Detail::Trigger(Trigger {
+                table: table_key,
+                name: name.clone(),
+                definition,
+                enabled,
+            });
             self.add(
                 object,
                 (PG_TRIGGER, number(&row, "oid"), 0),
@@ -865,19 +896,21 @@ impl Reader<'_> {
                 "d" => "DELETE",
                 _ => "ALL",
             };
-            let mut create = format!(
-                "CREATE POLICY {name} ON {table} AS {} FOR {command} TO {}",
+            let shape = format!(
+                "AS {} FOR {command}",
                 if flag(&row, "permissive") {
                     "PERMISSIVE"
                 } else {
                     "RESTRICTIVE"
-                },
-                text(&row, "roles")
+                }
             );
-            if let Some(qual) = optional(&row, "qual") {
+            let roles = text(&row, "roles");
+            let mut create = format!("CREATE POLICY {name} ON {table} {shape} TO {roles}");
+            let (using, with_check) = (optional(&row, "qual"), optional(&row, "with_check"));
+            if let Some(qual) = &using {
                 create.push_str(&format!(" USING ({qual})"));
             }
-            if let Some(check) = optional(&row, "with_check") {
+            if let Some(check) = &with_check {
                 create.push_str(&format!(" WITH CHECK ({check})"));
             }
             let mut object = object(
@@ -887,7 +920,14 @@ impl Reader<'_> {
             );
             let table_key = Key::new(Kind::Table, &table);
             object.deps.push(table_key.clone());
-            object.detail = Detail::OnTable(table_key);
+            object.detail = Detail::Policy(Policy {
+                table: table_key,
+                name: name.clone(),
+                shape,
+                roles,
+                using,
+                with_check,
+            });
             self.add(
                 object,
                 (PG_POLICY, number(&row, "oid"), 0),
@@ -1018,4 +1058,55 @@ fn text_at(value: &Value, index: usize) -> String {
         Some(Value::Null) | None => String::new(),
         Some(other) => other.to_string(),
     }
+}
+
+/// An identity column's sequence options, each as `ALTER COLUMN ... SET` takes it, but
+/// only those that differ from what `GENERATED ... AS IDENTITY` alone would give (so a
+/// plain identity column reads back as it is usually written).
+fn identity_options(sequence: &Value) -> Vec<String> {
+    let Some(fields) = sequence.as_array() else {
+        return Vec::new();
+    };
+    let field = |i: usize| text_at(sequence, i);
+    let increment: i128 = field(0).parse().unwrap_or(1);
+    let (min, max, start, cache) = (field(1), field(2), field(3), field(4));
+    let cycle = fields.get(5).and_then(Value::as_bool).unwrap_or(false);
+    let (type_min, type_max): (i128, i128) = match field(6).as_str() {
+        "smallint" => (i16::MIN.into(), i16::MAX.into()),
+        "integer" => (i32::MIN.into(), i32::MAX.into()),
+        _ => (i64::MIN.into(), i64::MAX.into()),
+    };
+    let (default_min, default_max) = if increment > 0 {
+        (1, type_max)
+    } else {
+        (type_min, -1)
+    };
+    let number = |text: &str| text.parse::<i128>().ok();
+    let mut options = Vec::new();
+    if increment != 1 {
+        options.push(format!("INCREMENT BY {increment}"));
+    }
+    if number(&min) != Some(default_min) {
+        options.push(format!("MINVALUE {min}"));
+    }
+    if number(&max) != Some(default_max) {
+        options.push(format!("MAXVALUE {max}"));
+    }
+    let actual_min = number(&min).unwrap_or(default_min);
+    let actual_max = number(&max).unwrap_or(default_max);
+    let implied_start = if increment > 0 {
+        actual_min
+    } else {
+        actual_max
+    };
+    if number(&start) != Some(implied_start) {
+        options.push(format!("START WITH {start}"));
+    }
+    if cache != "1" {
+        options.push(format!("CACHE {cache}"));
+    }
+    if cycle {
+        options.push("CYCLE".to_string());
+    }
+    options
 }

@@ -1,0 +1,10 @@
+CREATE TABLE users (id integer PRIMARY KEY, email text, name text);
+CREATE INDEX users_email_idx ON users (email);
+CREATE FUNCTION greet(who text) RETURNS text LANGUAGE sql AS $$ SELECT 'hi ' || who $$;
+CREATE VIEW user_emails AS SELECT id, email FROM users;
+COMMENT ON TABLE users IS 'people who sign in';
+COMMENT ON COLUMN users.email IS 'where we write';
+COMMENT ON COLUMN users.id IS 'never reused';
+COMMENT ON FUNCTION greet(text) IS 'says hi, it''s polite';
+COMMENT ON INDEX users_email_idx IS 'login lookups';
+COMMENT ON CONSTRAINT users_pkey ON users IS 'the key';

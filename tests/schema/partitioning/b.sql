@@ -1,0 +1,12 @@
+CREATE TABLE events (id bigint NOT NULL, at date NOT NULL, kind text) PARTITION BY RANGE (at);
+CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE events_default PARTITION OF events DEFAULT;
+CREATE INDEX events_at_idx ON events (at);
+CREATE INDEX events_kind_idx ON events (kind) WHERE kind IS NOT NULL;
+CREATE TABLE customers (id bigint NOT NULL, region text NOT NULL, name text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+CREATE TABLE customers_eu PARTITION OF customers FOR VALUES IN ('de', 'fr');
+CREATE TABLE customers_asia PARTITION OF customers FOR VALUES IN ('jp', 'kr');
+CREATE INDEX customers_name_idx ON customers (name);
+ALTER TABLE customers ADD CONSTRAINT customers_name_region_key UNIQUE (name, region);
+COMMENT ON TABLE events_2025 IS 'this year';
