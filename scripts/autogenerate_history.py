@@ -49,13 +49,17 @@ the output may contain CREATE INDEX CONCURRENTLY.
 The dumps are compared after dropping `\\restrict`/`\\unrestrict` lines (random per run),
 SET lines, `SELECT pg_catalog.set_config` lines, `--` comment lines and blank lines.
 
-Installing migra (the recipe that works on Python 3.11 here):
+Installing migra (the recipe that works on Python 3.11 here), in a venv of its own so it
+pins nothing for anyone else:
 
-    pip install migra psycopg2-binary 'sqlalchemy<2' setuptools
+    python3 -m venv /work/venv-migra
+    /work/venv-migra/bin/pip install migra psycopg2-binary 'sqlalchemy<2' setuptools
+    scripts/autogenerate_history.py ... --migra /work/venv-migra/bin/migra
 
-migra 3.0.1663481299 / schemainspect 3.1 / sqlbag 0.1 import `pkg_resources` (hence
-setuptools) and use the SQLAlchemy 1.x API (hence sqlalchemy<2; see the note printed when
-migra fails on a newer one).
+That gives migra 3.0.1663481299, schemainspect 3.1.1663587362, sqlbag 0.1.1617247075,
+SQLAlchemy 1.4.54, psycopg2-binary 2.9.13. With SQLAlchemy 2.x, migra fails on every
+step (`ModuleNotFoundError: No module named 'psycopg'`: 2.x maps postgresql:// to psycopg 3);
+SQLAlchemy 1.4 in turn refuses the `postgres://` spelling, so migra gets `postgresql://`.
 """
 
 from __future__ import annotations
@@ -403,7 +407,7 @@ def main() -> int:
     for tool in tools:
         if shutil.which(binaries[tool]) is None:
             hint = "build it (cargo build --release) and pass --schemagate PATH" if tool == "schemagate" else \
-                "install it: pip install migra psycopg2-binary 'sqlalchemy<2' setuptools"
+                "install it: pip install migra psycopg2-binary 'sqlalchemy<2' setuptools (see this script's docstring)"
             print(f"{tool} not found as {binaries[tool]!r}: {hint}, or leave it out of --tools", file=sys.stderr)
             return 2
         binaries[tool] = shutil.which(binaries[tool])
