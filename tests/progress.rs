@@ -56,7 +56,9 @@ fn a_statement_blocked_past_10_s_says_who_blocks_it() {
         ) == "1"
     }));
 
-    let mut run = Run::on(&url, &folder, &["up"]);
+    // Without --ddl-lock-timeout (its default would give way at 5 s and retry): the
+    // statement waits, and the heartbeat says for whom.
+    let mut run = Run::on(&url, &folder, &["up", "--ddl-lock-timeout", "0"]);
     let watched = Watched::spawn(&mut run);
     let reported = wait_until(Duration::from_secs(25), || {
         watched.logged("still running after 10s")
