@@ -188,6 +188,18 @@ fn every_hazard_class_is_observed_with_its_lock_and_the_safe_patterns_pass() {
         "new tables are no hazard: {got:?}"
     );
     assert_eq!(report["migrations"], 14);
+    let linted = report["linted"].as_array().expect("linted");
+    assert_eq!(linted.len(), 14);
+    let index_statement = &linted[4]["statements"][1];
+    assert_eq!(index_statement["line"], 3);
+    assert!(
+        index_statement["locks"]
+            .as_array()
+            .expect("locks")
+            .iter()
+            .any(|l| l["object"] == "public.d" && l["mode"] == "SHARE"),
+        "{index_statement}"
+    );
     let by_file = |name: &str| {
         report["findings"]
             .as_array()

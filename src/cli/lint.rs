@@ -95,9 +95,7 @@ async fn run(
         .sum();
     match format {
         LintFormat::Text => output::print(&report::text(&findings))?,
-        LintFormat::Json => {
-            output::print_line(&report::json(&findings, observed.len(), statements).to_string())?
-        }
+        LintFormat::Json => output::print_line(&report::json(&findings, &observed).to_string())?,
         LintFormat::Sarif => output::print_line(&report::sarif(&findings).to_string())?,
     }
     let summary = format!(

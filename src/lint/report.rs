@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use crate::lint::observe::Observed;
 use crate::lint::rules::{Finding, RULES};
 
 /// `file:line: rule: message` with the lock and the safe pattern under it.
@@ -47,12 +48,39 @@ fn finding_json(f: &Finding) -> Value {
     })
 }
 
-/// `{"migrations": n, "statements": n, "findings": [...]}`.
-pub fn json(findings: &[Finding], migrations: usize, statements: usize) -> Value {
+/// `{"migrations": n, "statements": n, "findings": [...], "linted": [...]}`: `linted` has
+/// every statement observed with the locks it held on existing objects, so a script can
+/// set the observation beside another linter's verdict.
+pub fn json(findings: &[Finding], observed: &[Observed]) -> Value {
+    let statements: usize = observed
+        .iter()
+        .map(|o| o.observation.statements.len())
+        .sum();
+    let linted: Vec<Value> = observed
+        .iter()
+        .map(|o| {
+            json!({
+                "revision": o.observation.revision,
+                "file": o.observation.path,
+                "transactional": o.observation.transactional,
+                "elapsed_ms": o.elapsed.as_secs_f64() * 1000.0,
+                "statements": o.observation.statements.iter().map(|s| json!({
+                    "line": s.line,
+                    "locks": s.locks.iter().map(|(object, mode)| json!({
+                        "object": object,
+                        "mode": mode.name(),
+                        "blocks": mode.blocks().words(),
+                    })).collect::<Vec<_>>(),
+                    "observed_locks": !s.concurrently,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
     json!({
-        "migrations": migrations,
+        "migrations": observed.len(),
         "statements": statements,
         "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
+        "linted": linted,
     })
 }
 
