@@ -237,6 +237,7 @@ fn compare(
             .relations
             .get(&oid)
             .or_else(|| before.relations.get(&oid))
+            .or_else(|| base.relations.get(&oid))
             .map(|r| r.name.clone())
             .unwrap_or_else(|| oid.to_string())
     };

@@ -261,6 +261,15 @@ fn statement_findings(
             .filter(|(_, t)| t == table)
             .map(|(c, _)| c)
             .collect();
+        // A full UPDATE reads every row too, but validates nothing: only DDL is judged here.
+        let ddl = statement
+            .sql
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("ALTER"));
+        if columns.is_empty() && constraints.is_empty() && !ddl {
+            continue;
+        }
         let (what, fix) = if !columns.is_empty() {
             (
                 format!(
@@ -272,7 +281,7 @@ fn statement_findings(
         } else if !constraints.is_empty() {
             (
                 format!(
-                    "adding the constraint {} scans every row of {table} to validate it",
+                    "the constraint {} is validated by scanning every row of {table}",
                     join(&constraints)
                 ),
                 "ADD CONSTRAINT ... NOT VALID, then ALTER TABLE ... VALIDATE CONSTRAINT in a later statement (it takes SHARE UPDATE EXCLUSIVE: writes go on)",
@@ -437,6 +446,18 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].rule, Rule::ValidatingScan);
         assert!(found[0].fix.contains("NOT VALID"));
+    }
+
+    #[test]
+    fn a_full_update_under_a_lock_is_no_validating_scan() {
+        let mut update = StatementObservation::new(2, "UPDATE t SET a = 1;");
+        update.scanned.push("public.t".into());
+        update
+            .locks
+            .push(("public.t".into(), LockMode::AccessExclusive));
+        let found = findings(&observed(vec![update]));
+        let rules: Vec<Rule> = found.iter().map(|f| f.rule).collect();
+        assert_eq!(rules, vec![Rule::LockTimeout]);
     }
 
     #[test]
