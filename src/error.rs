@@ -143,6 +143,11 @@ pub enum Error {
     #[error("{0}")]
     SchemaDiffers(String),
 
+    /// `lint`: what the migrations do to existing objects needs a look (exit 11); the
+    /// findings are on stdout.
+    #[error("{0}")]
+    LintFindings(String),
+
     /// A generated migration did not reproduce the schema on a scratch database: a
     /// limit of schemagate's, never written to a file.
     #[error("autogenerate's self-check failed (please report it with the schema): {0}")]
@@ -234,6 +239,7 @@ impl Error {
             Error::Conflict(_) => 8,
             Error::Pending(_) => 9,
             Error::SchemaDiffers(_) => 10,
+            Error::LintFindings(_) => 11,
             Error::Interrupted(signal) | Error::Stopped { signal, .. } => signal.exit_code(),
         }
     }
@@ -284,6 +290,7 @@ mod tests {
             (Error::Conflict(vec![]), 8),
             (Error::Pending("x".into()), 9),
             (Error::SchemaDiffers("x".into()), 10),
+            (Error::LintFindings("x".into()), 11),
             (Error::SelfCheck("x".into()), 1),
             (Error::Interrupted(Signal::Interrupt), 130),
             (Error::Interrupted(Signal::Terminate), 143),

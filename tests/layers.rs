@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Lowest first. The crate root's own files (errors, wording, logging) are layer 0.
-const LAYERS: [&str; 6] = ["", "files", "plan", "db", "schema", "cli"];
+const LAYERS: [&str; 7] = ["", "files", "plan", "db", "schema", "lint", "cli"];
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("src is readable") {

@@ -187,6 +187,7 @@ macro_rules! cases {
 
 cases!(
     tables_and_columns,
+    reused_names,
     schemas,
     extensions,
     enums,

@@ -54,7 +54,21 @@ pub async fn run(command: &Command, ctx: &Context<'_>) -> Result<Finish> {
         Command::Check(args) if args.drift => autogenerate::drift(ctx, &args.scratch).await,
         Command::Check(args) => check(ctx, args).await,
         Command::Diff(args) => autogenerate::diff(ctx, args).await,
-        Command::Validate { strict } => validate(ctx, *strict).await,
+        Command::Validate {
+            strict,
+            lint,
+            format,
+            scratch,
+        } => {
+            validate(ctx, *strict, *lint && *format != config::LintFormat::Text).await?;
+            if *lint {
+                let graph = load(ctx).await?;
+                crate::cli::lint::lint_heads(ctx, &graph, *format, scratch).await
+            } else {
+                Ok(())
+            }
+        }
+        Command::Lint(args) => crate::cli::lint::lint(ctx, args).await,
         Command::Resolve(args) => resolve(ctx, args).await,
         Command::Repair(args) => repair(ctx, args).await,
         Command::Wait => wait_only(ctx).await,
@@ -160,7 +174,8 @@ fn several_heads(graph: &Graph, heads: &[usize], advice: &str) -> Error {
     )
 }
 
-async fn validate(ctx: &Context<'_>, strict: bool) -> Result<()> {
+/// `quiet`: the summary goes to the log, leaving stdout to a JSON or SARIF lint report.
+async fn validate(ctx: &Context<'_>, strict: bool, quiet: bool) -> Result<()> {
     let graph = load(ctx).await?;
     let heads = graph.heads();
     if strict && heads.len() > 1 {
@@ -170,12 +185,17 @@ async fn validate(ctx: &Context<'_>, strict: bool) -> Result<()> {
             "join them with `schemagate merge \"merge heads\"`",
         ));
     }
-    output::print_line(&format!(
+    let summary = format!(
         "ok: {}, {} ({})",
         plural(graph.len(), "migration"),
         plural(heads.len(), "head"),
         revisions(&graph, &heads)
-    ))
+    );
+    if quiet {
+        tracing::info!("{summary}");
+        return Ok(());
+    }
+    output::print_line(&summary)
 }
 
 async fn wait_only(ctx: &Context<'_>) -> Result<()> {

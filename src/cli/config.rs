@@ -227,6 +227,11 @@ pub fn uses(command: &str) -> Uses {
             ..all
         },
         "check" => Uses { lock: false, ..all },
+        "lint" => Uses {
+            lock: false,
+            allow_empty: false,
+            ..all
+        },
         "status" | "current" | "history" => Uses {
             lock: false,
             allow_empty: false,
@@ -483,11 +488,29 @@ pub enum Command {
     Diff(DiffArgs),
     /// Validate the migration files without touching the database.
     #[command(after_help = "Example: schemagate validate --strict")]
+    #[command(
+        after_help = "Examples:\n  schemagate validate --strict\n  schemagate validate --lint     in CI: also lint the heads' migrations (exit 11 on findings)"
+    )]
     Validate {
         /// Several heads (unmerged branches) are an error.
         #[arg(long)]
         strict: bool,
+        /// Also lint the heads' migrations on a scratch database (see `lint`): exit 11
+        /// when something is found.
+        #[arg(long)]
+        lint: bool,
+        /// The lint report's format, with --lint.
+        #[arg(long, value_enum, default_value = "text", requires = "lint")]
+        format: LintFormat,
+        #[command(flatten)]
+        scratch: ScratchArgs,
     },
+    /// Run migrations on a scratch database and report what they lock, rewrite and scan on
+    /// existing tables (exit 11 when something is found).
+    #[command(
+        after_help = "Examples:\n  schemagate lint                   the pending migrations (the heads' migrations with no database configured)\n  schemagate lint --all             every migration\n  schemagate lint 20251215093000    that one\n  schemagate lint --format sarif > lint.sarif   for GitHub code scanning\n\nExcuse one statement with `-- schemagate:allow <rule> <reason>` on the line above it.\nRules: rewrite, validating-scan, index-not-concurrent, rename, drop, lock-timeout."
+    )]
+    Lint(LintArgs),
     /// Clear a dirty transaction:false migration after checking the database by hand.
     #[command(after_help = "Example: schemagate resolve 20251215093000 --applied")]
     Resolve(ResolveArgs),
@@ -668,6 +691,31 @@ pub struct ScratchArgs {
     /// transaction, blocking writes while they build).
     #[arg(long)]
     pub no_concurrently: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    Text,
+    Json,
+    /// SARIF 2.1.0, for GitHub code scanning.
+    Sarif,
+}
+
+/// `lint` (PRODUCT.md section 11).
+#[derive(Debug, Clone, Args)]
+pub struct LintArgs {
+    /// Revisions (or unique prefixes) to lint [default: the pending ones when a database is
+    /// configured, else the heads' migrations].
+    #[arg(value_name = "REV")]
+    pub revisions: Vec<String>,
+    /// Lint every migration.
+    #[arg(long, conflicts_with = "revisions")]
+    pub all: bool,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: LintFormat,
+    #[command(flatten)]
+    pub scratch: ScratchArgs,
 }
 
 #[derive(Debug, Clone, Args)]

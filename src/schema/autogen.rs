@@ -72,6 +72,7 @@ pub async fn migrations_state(
         ))
         .await?;
     session.close().await;
+    tracing::debug!("built the migrations' state in {database}");
     Ok(database)
 }
 
@@ -85,6 +86,7 @@ pub async fn schema_state(
     let session = scratch.open(&database, interrupt).await?;
     desired::apply_files(&session, files).await?;
     session.close().await;
+    tracing::debug!("built the schema files' state in {database}");
     Ok(database)
 }
 
@@ -106,6 +108,7 @@ pub async fn read(scratch: &Scratch, database: &str, interrupt: &Interrupt) -> R
     let session = scratch.open(database, interrupt).await?;
     let schema = catalog::read(&session, &[]).await?;
     session.close().await;
+    tracing::debug!("read {} objects from {database}", schema.objects.len());
     Ok(schema)
 }
 
@@ -388,6 +391,7 @@ async fn check(
     interrupt: &Interrupt,
 ) -> Result<()> {
     let copy = scratch.create(Some(head)).await?;
+    tracing::debug!("copied the head state to {copy} for the self-check");
     let outcome = async {
         let failed = |direction: &str, detail: String| {
             Error::SelfCheck(format!(

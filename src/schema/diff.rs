@@ -726,6 +726,28 @@ fn composite_rebuilt(
     retyped && !columns_of_type(from, &old.key).is_empty()
 }
 
+/// The name an object takes among a schema's relations and types (`s.name`), which two
+/// objects cannot share: a table, view, sequence, index or type by its key, and a key
+/// or exclusion constraint by its index (a check's name is taken as well: harmless).
+fn relation_name(key: &Key) -> Option<String> {
+    match key.kind {
+        Kind::Table
+        | Kind::View
+        | Kind::MaterializedView
+        | Kind::Sequence
+        | Kind::Index
+        | Kind::Enum
+        | Kind::Domain
+        | Kind::Composite => Some(key.name.clone()),
+        Kind::Constraint => {
+            let (table, constraint) = split_qualified(&key.name);
+            let (schema, _) = split_qualified(&table);
+            Some(format!("{schema}.{}", quote_ident(&constraint)))
+        }
+        _ => None,
+    }
+}
+
 /// `s.t` split into the quoted schema and the type's own name, unquoted.
 fn split_qualified(qualified: &str) -> (String, String) {
     let (schema, name) = if let Some(stripped) = qualified.strip_suffix('"') {
@@ -1089,11 +1111,15 @@ fn sort(
                 add(doer(Step::Drop, &node.key), Some(own.clone()));
                 // It stops needing something that goes, or changes: it lets go first (a
                 // generated column made plain before the column it read changes type).
+                // (An object dropped and created again let go with its drop.)
                 let needs_now = to.get(&node.key).map(|o| o.deps.as_slice()).unwrap_or(&[]);
+                let recreated = matches!(changes.get(&node.key), Some(Change::Recreate));
                 for dep in from
                     .get(&node.key)
                     .map(|o| o.deps.as_slice())
                     .unwrap_or(&[])
+                    .iter()
+                    .filter(|_| !recreated)
                 {
                     match changes.get(dep) {
                         Some(Change::Drop) => add(Some(own.clone()), doer(Step::Drop, dep)),
@@ -1116,6 +1142,30 @@ fn sort(
                         add(Some(own.clone()), doer(Step::Change, dep));
                     }
                 }
+            }
+        }
+    }
+    // A name that goes and comes back on another object (a renamed table's new copy
+    // keeps its primary key's name): the old one goes first.
+    let mut going: BTreeMap<String, Vec<&Node>> = BTreeMap::new();
+    for node in nodes.keys().filter(|n| n.step == Step::Drop) {
+        if let Some(name) = relation_name(&node.key) {
+            going.entry(name).or_default().push(node);
+        }
+    }
+    for node in nodes.keys().filter(|n| n.step == Step::Change) {
+        if !matches!(
+            changes.get(&node.key),
+            Some(Change::Create | Change::Recreate)
+        ) {
+            continue;
+        }
+        let Some(name) = relation_name(&node.key) else {
+            continue;
+        };
+        for old in going.get(&name).into_iter().flatten() {
+            if old.key != node.key {
+                add(doer(Step::Drop, &old.key), doer(Step::Change, &node.key));
             }
         }
     }

@@ -69,13 +69,11 @@ const SOCKET_PATH_MAX: usize = 107;
 
 /// Server settings: nothing here must survive a crash, so durability is off; small, and
 /// quiet in the background.
-const SETTINGS: [&str; 11] = [
+const SETTINGS: [&str; 9] = [
     "listen_addresses=",
     "fsync=off",
     "synchronous_commit=off",
     "full_page_writes=off",
-    "wal_level=minimal",
-    "max_wal_senders=0",
     "autovacuum=off",
     "shared_buffers=32MB",
     "max_connections=50",
