@@ -487,7 +487,17 @@ impl<'a> Migrator<'a> {
             if texts.is_empty() {
                 continue;
             }
-            // And what its runner sends right after the last one, before the row says so.
+            // And what its runner sends right after the last one, before the row says so:
+            // the probe of its session (in either lock mode), the reset, the closing row.
+            for session_lock in [true, false] {
+                texts.push(
+                    Guard {
+                        key: self.key,
+                        session_lock,
+                    }
+                    .probe(),
+                );
+            }
             texts.push(crate::db::script::RESET_SESSION.to_string());
             texts.push(history::finish_row(&self.tables, &m.revision));
             texts.push(history::delete_running_row(&self.tables, &m.revision));
