@@ -2,8 +2,6 @@
 //! top of the schema engine. Each starts one scratch server, builds the states it
 //! compares there, and closes it on every path out.
 
-use std::path::Path;
-
 use crate::cli::config::{self, DiffArgs, NewArgs, ScratchArgs};
 use crate::cli::context::Context;
 use crate::cli::migrator::Migrator;
@@ -43,15 +41,6 @@ macro_rules! with_scratch {
         $scratch.close().await;
         outcome
     }};
-}
-
-/// The migrations' files, or none yet (autogenerate writes a project's first migration).
-fn graph_or_empty(dir: &Path, ctx: &Context<'_>) -> Result<Graph> {
-    if dir.exists() {
-        source::load(dir, ctx.global.layout)
-    } else {
-        Graph::build(Vec::new()).map_err(Error::InvalidFiles)
-    }
 }
 
 /// `new --autogenerate`: the migration from `parents`' state to the schema file's.
@@ -157,7 +146,7 @@ async fn side(
             autogen::read(scratch()?, &db, ctx.interrupt).await
         }
         "database" => {
-            let graph = graph_or_empty(dir, ctx)?;
+            let graph = source::load_or_empty(dir, ctx.global.layout)?;
             let mut migrator = Migrator::new(ctx, &graph, PlanOptions::default())?;
             let session = migrator.connect().await?;
             let schema = autogen::read_live(&session, &migrator.tables).await;
@@ -182,7 +171,7 @@ async fn side(
             schema
         }
         migrations if migrations == "migrations" || migrations.starts_with("migrations@") => {
-            let graph = graph_or_empty(dir, ctx)?;
+            let graph = source::load_or_empty(dir, ctx.global.layout)?;
             let wanted = match migrations.strip_prefix("migrations@") {
                 Some(revision) => graph.ancestors_inclusive(&[target::find(&graph, revision)?]),
                 None => vec![true; graph.len()],
@@ -233,7 +222,7 @@ pub async fn diff(ctx: &Context<'_>, args: &DiffArgs) -> Result<()> {
 /// `check --against-schema`: exit 10 unless the migrations' head equals the schema file.
 pub async fn against_schema(ctx: &Context<'_>, args: &ScratchArgs) -> Result<()> {
     let dir = &ctx.global.migrations;
-    let graph = graph_or_empty(dir, ctx)?;
+    let graph = source::load_or_empty(dir, ctx.global.layout)?;
     let files = desired::load(args.schema_file.as_deref(), dir)?;
     let plan = with_scratch!(ctx, args, |scratch| {
         let head =
@@ -262,7 +251,7 @@ pub async fn against_schema(ctx: &Context<'_>, args: &ScratchArgs) -> Result<()>
 /// `check --drift`: exit 10 unless the database equals what its applied migrations make.
 pub async fn drift(ctx: &Context<'_>, args: &ScratchArgs) -> Result<()> {
     let dir = &ctx.global.migrations;
-    let graph = graph_or_empty(dir, ctx)?;
+    let graph = source::load_or_empty(dir, ctx.global.layout)?;
     let mut migrator = Migrator::new(ctx, &graph, PlanOptions::default())?;
     let session = migrator.connect().await?;
     let live = async {

@@ -545,18 +545,9 @@ async fn history(ctx: &Context<'_>, verbose: bool, offline: bool) -> Result<()> 
     output::print(&report::history(&graph, Some(&rows), verbose))
 }
 
-/// The files of `dir`, or none yet: `new` starts a project's first migration.
-fn load_or_empty(dir: &Path, layout: Option<crate::files::layout::Layout>) -> Result<Graph> {
-    if dir.exists() {
-        source::load(dir, layout)
-    } else {
-        Graph::build(Vec::new()).map_err(Error::InvalidFiles)
-    }
-}
-
 async fn new(ctx: &Context<'_>, args: &NewArgs) -> Result<()> {
     let dir = &ctx.global.migrations;
-    let graph = load_or_empty(dir, ctx.global.layout)?;
+    let graph = source::load_or_empty(dir, ctx.global.layout)?;
     let message = args
         .message
         .as_deref()

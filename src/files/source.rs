@@ -25,6 +25,16 @@ use crate::files::graph::Graph;
 use crate::files::layout::{self, Layout};
 use crate::files::migration;
 
+/// The files of `dir`, or none yet: `new` (and `new --autogenerate`) start a project's
+/// first migration in a folder that does not exist.
+pub fn load_or_empty(dir: &Path, layout: Option<Layout>) -> Result<Graph> {
+    if dir.exists() {
+        load(dir, layout)
+    } else {
+        Graph::build(Vec::new()).map_err(Error::InvalidFiles)
+    }
+}
+
 /// Reads and validates every `*.sql` file of `dir` (not recursive; other files and hidden
 /// files are ignored, so a README can sit beside the migrations), as `layout` says or,
 /// when `None`, as the folder shows.
