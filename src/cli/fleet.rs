@@ -900,3 +900,24 @@ pub async fn standing_of(
         detail,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_search_path_survives_options_splitting() {
+        assert_eq!(
+            search_path_option("tenant_1"),
+            r#"-c search_path="tenant_1""#
+        );
+        assert_eq!(
+            search_path_option("Tenant A"),
+            r#"-c search_path="Tenant\ A""#
+        );
+        assert_eq!(
+            search_path_option(r#"we\ird"q"#),
+            r#"-c search_path="we\\ird""q""#
+        );
+    }
+}
