@@ -161,6 +161,11 @@ pub async fn targets(ctx: &Context<'_>, args: &FleetArgs) -> Result<Fleet> {
     } else {
         return Err(Error::Internal("a fleet without targets".into()));
     };
+    if let Some((_, first)) = listed.first()
+        && first.schema.is_some()
+    {
+        search_path_taken(ctx, first).await?;
+    }
     let mut seen = std::collections::HashSet::new();
     let mut unique = Vec::with_capacity(listed.len());
     for (origin, target) in listed {
@@ -210,6 +215,31 @@ fn search_path_option(schema: &str) -> String {
         escaped.push(c);
     }
     format!("-c search_path={escaped}")
+}
+
+/// Whether the server took a tenant's search_path from the startup options: a pooler that
+/// drops them (PgBouncer's `ignore_startup_parameters`) would have every tenant's
+/// migrations run in the default schema. Asked once, of the first tenant.
+async fn search_path_taken(ctx: &Context<'_>, target: &Target) -> Result<()> {
+    let Some(schema) = &target.schema else {
+        return Ok(());
+    };
+    let mut budget = wait::Budget::new(ctx.global.wait_timeout);
+    let session = wait::connect(&target.connection, &mut budget, ctx.interrupt).await?;
+    let rows = session.rows("SELECT current_setting('search_path')").await;
+    session.close().await;
+    let got = rows?
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .unwrap_or_default();
+    if got == quote_ident(schema) {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{} does not take search_path from the startup options (it is `{got}` there, not `{}`):          a connection pooler in between drops them, so every tenant's migrations would run in          the same schema. Point DATABASE_URL at PostgreSQL itself for --tenant-schemas-query",
+        target.connection.describe(),
+        quote_ident(schema)
+    )))
 }
 
 fn identity(connection: &Connection, schema: Option<&str>) -> String {
