@@ -855,3 +855,17 @@ fn a_terminal_gets_a_progress_line() {
     assert!(text.contains("ETA"), "{text}");
     assert!(text.contains("up 3 targets in"), "{text}");
 }
+
+#[test]
+fn the_documented_severity_order_is_the_one_the_code_uses() {
+    let order: Vec<String> = schemagate::plan::fleet::SEVERITY_ORDER
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let written = order.join(" > ");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    assert!(readme.contains(&written), "README lacks {written}");
+    let help = Run::new(&["--help"]).run();
+    help.expect(0).stdout_has(&written);
+}

@@ -31,7 +31,7 @@ pub struct Cli {
     name = "schemagate",
     version,
     about = "Waits for PostgreSQL, takes an advisory lock, applies pending SQL migrations, exits with a code your orchestrator understands.",
-    after_help = "Exit codes: 0 ok, 2 usage/config, 3 invalid files, 4 database unreachable, 5 refused (auth/TLS/missing db), 6 lock timeout, 7 migration failed, 8 state conflict, 9 pending (check), 129/130/131/143 interrupted (SIGHUP/SIGINT/SIGQUIT/SIGTERM).\n\nExample: DATABASE_URL=postgres://app@db:5432/app schemagate up"
+    after_help = "Exit codes: 0 ok, 2 usage/config, 3 invalid files, 4 database unreachable, 5 refused (auth/TLS/missing db), 6 lock timeout, 7 migration failed, 8 state conflict, 9 pending (check), 10 schemas differ, 11 lint findings, 129/130/131/143 interrupted (SIGHUP/SIGINT/SIGQUIT/SIGTERM). A fleet (--targets, --targets-query, --tenant-schemas-query) exits with its most severe target's code: 8 > 7 > 1 > 5 > 3 > 2 > 10 > 11 > 6 > 4 > 9.\n\nExample: DATABASE_URL=postgres://app@db:5432/app schemagate up"
 )]
 struct Derived {
     #[command(flatten)]
