@@ -247,6 +247,7 @@ async fn up(ctx: &Context<'_>, args: &UpArgs) -> Result<Finish> {
             )));
         }
         let to = target::parse(&graph, words)?;
+        warn_several_heads(&graph, to);
         let show = Show {
             command: "up",
             format: args.rollout.format,
@@ -293,14 +294,7 @@ async fn up(ctx: &Context<'_>, args: &UpArgs) -> Result<Finish> {
         return Ok(Finish::Exit);
     }
     let to = target::parse(&graph, words)?;
-    let heads = graph.heads();
-    if heads.len() > 1 && to == Target::Heads {
-        tracing::warn!(
-            "{} heads ({}): every branch is applied, in revision order; join them with `schemagate merge`",
-            heads.len(),
-            revisions(&graph, &heads)
-        );
-    }
+    warn_several_heads(&graph, to);
     if let Some(from) = args.adopt {
         let request = crate::cli::adopt::Request {
             from,
@@ -319,6 +313,18 @@ async fn up(ctx: &Context<'_>, args: &UpArgs) -> Result<Finish> {
     } else {
         Finish::Exit
     })
+}
+
+/// Said once a run, not once a target.
+fn warn_several_heads(graph: &Graph, to: Target) {
+    let heads = graph.heads();
+    if heads.len() > 1 && to == Target::Heads {
+        tracing::warn!(
+            "{} heads ({}): every branch is applied, in revision order; join them with `schemagate merge`",
+            heads.len(),
+            revisions(graph, &heads)
+        );
+    }
 }
 
 /// What `--sql` and `--dry-run` show: a decision and the history it was made on.
