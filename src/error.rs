@@ -148,6 +148,11 @@ pub enum Error {
     #[error("{0}")]
     LintFindings(String),
 
+    /// A fleet in which some target did not succeed: the most severe target's exit code
+    /// (PRODUCT.md section 12), with what the results and the summary said.
+    #[error("{message}")]
+    Fleet { code: i32, message: String },
+
     /// A generated migration did not reproduce the schema on a scratch database: a
     /// limit of schemagate's, never written to a file.
     #[error("autogenerate's self-check failed (please report it with the schema): {0}")]
@@ -240,6 +245,7 @@ impl Error {
             Error::Pending(_) => 9,
             Error::SchemaDiffers(_) => 10,
             Error::LintFindings(_) => 11,
+            Error::Fleet { code, .. } => *code,
             Error::Interrupted(signal) | Error::Stopped { signal, .. } => signal.exit_code(),
         }
     }
@@ -291,6 +297,13 @@ mod tests {
             (Error::Pending("x".into()), 9),
             (Error::SchemaDiffers("x".into()), 10),
             (Error::LintFindings("x".into()), 11),
+            (
+                Error::Fleet {
+                    code: 7,
+                    message: "x".into(),
+                },
+                7,
+            ),
             (Error::SelfCheck("x".into()), 1),
             (Error::Interrupted(Signal::Interrupt), 130),
             (Error::Interrupted(Signal::Terminate), 143),

@@ -8,6 +8,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::RecordFields;
@@ -87,6 +88,11 @@ pub mod event {
     /// `up --exec`: the process becomes `program`; `exec.failed` (exit 2) if it cannot.
     pub const EXEC: &str = "exec";
     pub const EXEC_FAILED: &str = "exec.failed";
+    /// A fleet target finished (a success at debug, a failure as a warning): `target`,
+    /// `outcome`, `exit_code`, `applied`, `duration_ms`.
+    pub const FLEET_TARGET: &str = "fleet.target";
+    /// A fleet finished: `targets`, `failed`, `skipped`, `exit_code`, `duration_ms`.
+    pub const FLEET_FINISHED: &str = "fleet.finished";
     /// The last line of every run that got as far as logging: `exit_code`,
     /// `duration_ms`, `applied`, `reverted` (the `migration.applied` and
     /// `migration.reverted` lines of this run, so they agree even after a failure).
@@ -117,6 +123,8 @@ pub mod event {
         RUN_FAILED,
         EXEC,
         EXEC_FAILED,
+        FLEET_TARGET,
+        FLEET_FINISHED,
         RUN_FINISHED,
     ];
 }
@@ -146,27 +154,48 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// The span a fleet runs each target in (`tracing::info_span!(output::TARGET_SPAN, target = ..)`):
+/// JSON lines carry it as `span.target`; text lines show only its warnings and errors,
+/// since the target's result line says the rest, unless the log level is debug or finer.
+pub const TARGET_SPAN: &str = "target";
+
 pub fn init(format: LogFormat, filter: &str, secret: Option<String>, color: bool) -> Result<()> {
     let filter = EnvFilter::try_new(filter).map_err(|e| {
         Error::Usage(format!(
             "--log-level / SCHEMAGATE_LOG `{filter}` is not a log filter ({e}); try info or debug"
         ))
     })?;
-    let writer = Redacting {
-        secret: secret.filter(|s| s.len() >= MIN_REDACTED_LEN),
-    };
+    if let Some(secret) = secret {
+        add_secret(&secret);
+    }
+    let writer = Redacting;
+    let verbose = filter
+        .max_level_hint()
+        .is_some_and(|level| level >= LevelFilter::DEBUG);
+    let quiet_targets = tracing_subscriber::filter::DynFilterFn::new(
+        move |meta: &tracing::Metadata<'_>, cx: &Context<'_, Registry>| {
+            verbose
+                || !meta.is_event()
+                || *meta.level() <= tracing::Level::WARN
+                || !cx
+                    .lookup_current()
+                    .is_some_and(|span| span.scope().any(|s| s.name() == TARGET_SPAN))
+        },
+    );
     let lines: Box<dyn Layer<Registry> + Send + Sync> = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(writer)
             .with_target(false)
             .with_ansi(color)
             .fmt_fields(TextFields)
+            .with_filter(quiet_targets)
             .boxed(),
-        // Flat: the event's fields beside timestamp, level and message.
+        // Flat: the event's fields beside timestamp, level and message (and, in a fleet,
+        // the target's span).
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            .with_current_span(true)
             .with_span_list(false)
             .with_writer(writer)
             .with_target(false)
@@ -265,6 +294,28 @@ impl Visit for TextVisitor<'_, '_> {
     }
 }
 
+/// Every password known to this run: the configured database's and each fleet target's.
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Adds a password to what every log line, result line and report is cleared of.
+pub fn add_secret(secret: &str) {
+    if secret.len() < MIN_REDACTED_LEN {
+        return;
+    }
+    let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    if !secrets.iter().any(|s| s == secret) {
+        secrets.push(secret.to_string());
+    }
+}
+
+/// `text` with every known password replaced (see [`add_secret`]).
+pub fn redact_known(text: &str) -> String {
+    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    secrets
+        .iter()
+        .fold(text.to_string(), |text, s| redact(&text, Some(s)))
+}
+
 /// Replaces every occurrence of `secret` with `***`: as it is, and as JSON logs and URLs
 /// escape it (a server message quoting it comes out as `\"pa\\ss\"` in a JSON line).
 pub fn redact(text: &str, secret: Option<&str>) -> String {
@@ -315,13 +366,36 @@ pub fn percent_encoded(text: &str) -> String {
 /// panic as `print!` does. A reader that went away (`| head`) is `StdoutClosed`, which
 /// ends the command quietly with exit 0; any other failure (a full disk) is exit 1.
 pub fn print(text: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::BrokenPipe => Error::StdoutClosed,
-            _ => Error::Stdout(e.to_string()),
-        })
+    let write = || {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes()).and_then(|()| out.flush())
+    };
+    suspending_progress(write).map_err(|e| match e.kind() {
+        std::io::ErrorKind::BrokenPipe => Error::StdoutClosed,
+        _ => Error::Stdout(e.to_string()),
+    })
+}
+
+/// The progress line on stderr while a fleet runs, if stderr is a terminal.
+static PROGRESS: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+
+/// Shows `bar` as the progress line: cleared around every log and output line, so they
+/// never land in the middle of it. `None` takes it away.
+pub fn set_progress(bar: Option<indicatif::ProgressBar>) {
+    let mut shown = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(old) = shown.take() {
+        old.finish_and_clear();
+    }
+    *shown = bar;
+}
+
+/// Runs `write` with the progress line (if any) cleared, and draws it again after.
+fn suspending_progress<T>(write: impl FnOnce() -> T) -> T {
+    let shown = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
+    match shown.as_ref() {
+        Some(bar) => bar.suspend(write),
+        None => write(),
+    }
 }
 
 /// `print` with a newline.
@@ -336,27 +410,23 @@ pub fn print_error(text: &str) {
 }
 
 #[derive(Clone)]
-struct Redacting {
-    secret: Option<String>,
-}
+struct Redacting;
 
 /// Collects one event and writes it, redacted, when dropped.
-struct EventBuffer<'a> {
-    secret: Option<&'a str>,
+struct EventBuffer {
     buffer: Vec<u8>,
 }
 
 impl<'a> MakeWriter<'a> for Redacting {
-    type Writer = EventBuffer<'a>;
+    type Writer = EventBuffer;
     fn make_writer(&'a self) -> Self::Writer {
         EventBuffer {
-            secret: self.secret.as_deref(),
             buffer: Vec::with_capacity(256),
         }
     }
 }
 
-impl Write for EventBuffer<'_> {
+impl Write for EventBuffer {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         self.buffer.extend_from_slice(bytes);
         Ok(bytes.len())
@@ -366,10 +436,12 @@ impl Write for EventBuffer<'_> {
     }
 }
 
-impl Drop for EventBuffer<'_> {
+impl Drop for EventBuffer {
     fn drop(&mut self) {
-        let text = String::from_utf8_lossy(&self.buffer);
-        let _ = std::io::stderr().write_all(redact(&text, self.secret).as_bytes());
+        let text = redact_known(&String::from_utf8_lossy(&self.buffer));
+        suspending_progress(|| {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+        });
     }
 }
 

@@ -212,3 +212,50 @@ fn transaction_false_migrations_behind_transaction_pooling_never_wedge_the_next_
         "no guard left behind"
     );
 }
+
+/// A tenant's search_path travels as a startup option, which PgBouncer refuses, or drops
+/// when told to ignore it: then every tenant would be migrated in one schema. Both are
+/// refused before any tenant is touched.
+#[test]
+fn tenant_schemas_behind_a_pooler_are_refused_before_any_is_touched() {
+    let cluster = Cluster::start();
+    let db = cluster.create_database("pooled_tenants");
+    cluster.psql(&db, "CREATE SCHEMA t1; CREATE SCHEMA t2");
+    let folder = migrations(2);
+    let query = "SELECT unnest(ARRAY['t1', 't2'])";
+    let refusing = Bouncer::start(&cluster, "session");
+    Run::on(
+        &refusing.url(&db),
+        &folder,
+        &["up", "--tenant-schemas-query", query],
+    )
+    .run()
+    .expect(5)
+    .stderr_has("unsupported startup parameter");
+    let dropping = Bouncer::start_ignoring(&cluster, "session", "extra_float_digits,options");
+    Run::on(
+        &dropping.url(&db),
+        &folder,
+        &["up", "--tenant-schemas-query", query],
+    )
+    .run()
+    .expect(2)
+    .stderr_has("does not take search_path from the startup options")
+    .stderr_has("Point DATABASE_URL at PostgreSQL itself");
+    assert_eq!(
+        cluster.psql(
+            &db,
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'schemagate%' OR tablename LIKE 't_'"
+        ),
+        "0",
+        "no tenant touched"
+    );
+    // Straight to the server, both are migrated.
+    Run::on(
+        &cluster.url(&db),
+        &folder,
+        &["up", "--tenant-schemas-query", query],
+    )
+    .run()
+    .expect(0);
+}

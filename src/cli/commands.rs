@@ -14,6 +14,7 @@ use crate::cli::config::{
     RepairArgs, ResetArgs, ResolveArgs, StampArgs, StatusArgs, UpArgs,
 };
 use crate::cli::context::Context;
+use crate::cli::fleet::{self, Show};
 use crate::cli::migrator::{self, Decision, Migrator};
 use crate::cli::report;
 use crate::db::history::{self, Tables};
@@ -48,6 +49,12 @@ pub async fn run(command: &Command, ctx: &Context<'_>) -> Result<Finish> {
         Command::New(args) => new(ctx, args).await,
         Command::Merge(args) => merge(ctx, args).await,
         Command::Stamp(args) => stamp(ctx, args).await,
+        Command::Check(args) if (args.against_schema || args.drift) && args.fleet.is_fleet() => {
+            Err(Error::Usage(
+                "check --against-schema and --drift compare one database: run them on one target                  with --database-url"
+                    .into(),
+            ))
+        }
         Command::Check(args) if args.against_schema => {
             autogenerate::against_schema(ctx, &args.scratch).await
         }
@@ -227,6 +234,48 @@ async fn up(ctx: &Context<'_>, args: &UpArgs) -> Result<Finish> {
     let graph = load(ctx).await?;
     let options = args.reconcile.options();
     let words = args.target.as_deref().unwrap_or("heads");
+    if args.fleet.is_fleet() {
+        let refused = [
+            (args.sql, "--sql"),
+            (args.dry_run, "--dry-run"),
+            (args.exec, "--exec"),
+            (args.adopt.is_some(), "--adopt"),
+        ];
+        if let Some((_, option)) = refused.iter().find(|(given, _)| *given) {
+            return Err(Error::Usage(format!(
+                "{option} works on one database, not a fleet: run it with --database-url on one                  target, or drop it"
+            )));
+        }
+        let to = target::parse(&graph, words)?;
+        let show = Show {
+            command: "up",
+            format: args.rollout.format,
+            stream: true,
+            canary: args.rollout.canary as usize,
+            max_failures: args.rollout.max_failures.map(|k| k as usize),
+        };
+        let single_transaction = args.single_transaction;
+        fleet::run(ctx, &args.fleet, show, async |ctx, target| {
+            fleet::up_target(
+                ctx,
+                &graph,
+                target,
+                options,
+                single_transaction,
+                |g, rows| decide_up(g, rows, to, options),
+            )
+            .await
+        })
+        .await?;
+        return Ok(Finish::Exit);
+    }
+    not_a_fleet(&args.fleet)?;
+    if args.rollout.canary > 0 || args.rollout.max_failures.is_some() {
+        return Err(Error::Usage(
+            "--canary and --max-failures roll out over a fleet: name its targets with --targets,              --targets-query or --tenant-schemas-query"
+                .into(),
+        ));
+    }
     if args.sql || args.dry_run {
         let preview = preview(ctx, &graph, words, options, true, |rows, to| {
             decide_up(&graph, rows, to, options)
@@ -511,8 +560,39 @@ fn show(
     )?)
 }
 
+/// Fleet options given without any targets: surely a mistake (a variable not set).
+fn not_a_fleet(args: &config::FleetArgs) -> Result<()> {
+    let given = [
+        (
+            args.shard.is_some() || args.shard_count.is_some(),
+            "--shard",
+        ),
+        (args.report.is_some(), "--report"),
+    ];
+    match given.iter().find(|(g, _)| *g) {
+        Some((_, option)) => Err(Error::Usage(format!(
+            "{option} is for a fleet, and no targets are named: add --targets FILE,              --targets-query SQL or --tenant-schemas-query SQL"
+        ))),
+        None => Ok(()),
+    }
+}
+
 async fn status(ctx: &Context<'_>, args: &StatusArgs) -> Result<()> {
     let graph = load_any(ctx).await?;
+    if args.fleet.is_fleet() {
+        let show = Show {
+            command: "status",
+            format: args.format,
+            stream: false,
+            canary: 0,
+            max_failures: None,
+        };
+        return fleet::run(ctx, &args.fleet, show, async |ctx, target| {
+            fleet::standing_of(ctx, &graph, target, Options::default(), false).await
+        })
+        .await;
+    }
+    not_a_fleet(&args.fleet)?;
     let mut migrator = Migrator::new(ctx, &graph, Options::default())?;
     let rows = migrator.read_history(true).await?;
     let database = migrator.connection.describe();
@@ -749,6 +829,26 @@ async fn check(ctx: &Context<'_>, args: &CheckArgs) -> Result<()> {
         allow_unknown: args.allow_unknown,
         ..Options::default()
     };
+    if args.fleet.is_fleet() {
+        if args.wait {
+            return Err(Error::Usage(
+                "check --wait waits for one database: on a fleet, run `check` again (it exits 9                  while any target is behind)"
+                    .into(),
+            ));
+        }
+        let show = Show {
+            command: "check",
+            format: args.format,
+            stream: false,
+            canary: 0,
+            max_failures: None,
+        };
+        return fleet::run(ctx, &args.fleet, show, async |ctx, target| {
+            fleet::standing_of(ctx, &graph, target, options, true).await
+        })
+        .await;
+    }
+    not_a_fleet(&args.fleet)?;
     let mut migrator = Migrator::new(ctx, &graph, options)?;
     let deadline = Instant::now() + args.timeout;
     let mut session = migrator.connect().await?;

@@ -31,7 +31,7 @@ pub struct Cli {
     name = "schemagate",
     version,
     about = "Waits for PostgreSQL, takes an advisory lock, applies pending SQL migrations, exits with a code your orchestrator understands.",
-    after_help = "Exit codes: 0 ok, 2 usage/config, 3 invalid files, 4 database unreachable, 5 refused (auth/TLS/missing db), 6 lock timeout, 7 migration failed, 8 state conflict, 9 pending (check), 129/130/131/143 interrupted (SIGHUP/SIGINT/SIGQUIT/SIGTERM).\n\nExample: DATABASE_URL=postgres://app@db:5432/app schemagate up"
+    after_help = "Exit codes: 0 ok, 2 usage/config, 3 invalid files, 4 database unreachable, 5 refused (auth/TLS/missing db), 6 lock timeout, 7 migration failed, 8 state conflict, 9 pending (check), 10 schemas differ, 11 lint findings, 129/130/131/143 interrupted (SIGHUP/SIGINT/SIGQUIT/SIGTERM). A fleet (--targets, --targets-query, --tenant-schemas-query) exits with its most severe target's code: 8 > 7 > 1 > 5 > 3 > 2 > 10 > 11 > 6 > 4 > 9.\n\nExample: DATABASE_URL=postgres://app@db:5432/app schemagate up"
 )]
 struct Derived {
     #[command(flatten)]
@@ -562,6 +562,62 @@ pub struct ReconcileArgs {
     pub allow_unknown: bool,
 }
 
+/// Many databases, or many tenant schemas of one, in one run (PRODUCT.md section 12).
+/// With none of the three target options, the command runs on the one configured database.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Fleet")]
+pub struct FleetArgs {
+    /// Run on every target in FILE, one postgres:// URL or key=value string a line (`#`
+    /// comments; `-` reads stdin). PG* variables and .pgpass fill in what a line leaves out.
+    #[arg(long, env = "SCHEMAGATE_TARGETS", value_name = "FILE")]
+    pub targets: Option<PathBuf>,
+    /// Run on every row of this query, run on the configured database: a URL, a key=value
+    /// string, or a database name on the same server.
+    #[arg(long, env = "SCHEMAGATE_TARGETS_QUERY", value_name = "SQL")]
+    pub targets_query: Option<String>,
+    /// Run on every schema this query returns (on the configured database): each gets its
+    /// own history tables and lock, and its migrations run with search_path set to it.
+    #[arg(long, env = "SCHEMAGATE_TENANT_SCHEMAS_QUERY", value_name = "SQL")]
+    pub tenant_schemas_query: Option<String>,
+    /// Targets in flight at once, one connection each.
+    #[arg(long, env = "SCHEMAGATE_PARALLEL", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub parallel: u32,
+    /// Take only this shard's targets: INDEX/COUNT, INDEX from 0 [default: INDEX from
+    /// JOB_COMPLETION_INDEX, a Kubernetes Indexed Job's, when a shard count is set].
+    #[arg(long, env = "SCHEMAGATE_SHARD", value_name = "INDEX/COUNT")]
+    pub shard: Option<String>,
+    /// The number of shards, for --shard INDEX or JOB_COMPLETION_INDEX.
+    #[arg(long, env = "SCHEMAGATE_SHARD_COUNT", value_name = "COUNT")]
+    pub shard_count: Option<u32>,
+    /// Write every target's outcome to FILE as one JSON document.
+    #[arg(long, env = "SCHEMAGATE_REPORT", value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+impl FleetArgs {
+    /// Whether targets are named: the command then runs on them, not on the one database.
+    pub fn is_fleet(&self) -> bool {
+        self.targets.is_some()
+            || self.targets_query.is_some()
+            || self.tenant_schemas_query.is_some()
+    }
+}
+
+/// How a fleet's `up` rolls out.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Fleet")]
+pub struct RolloutArgs {
+    /// Start no new target after K have failed (those running finish).
+    #[arg(long, env = "SCHEMAGATE_MAX_FAILURES", value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_failures: Option<u32>,
+    /// Migrate the first N targets first, and stop if any of them fails.
+    #[arg(long, env = "SCHEMAGATE_CANARY", value_name = "N", default_value_t = 0)]
+    pub canary: u32,
+    /// A fleet's result lines on stdout: text, or one JSON object a target.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
     /// Every head when omitted; head(s), a revision (or unique prefix), +N; FROM:TO with --sql.
@@ -588,6 +644,10 @@ pub struct UpArgs {
     /// this database (see `adopt`); --adopt=TOOL when several tools' tables are present.
     #[arg(long, value_name = "TOOL", num_args = 0..=1, require_equals = true, conflicts_with_all = ["sql", "dry_run"])]
     pub adopt: Option<Option<crate::cli::tool::Tool>>,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -626,6 +686,8 @@ pub struct StatusArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "text")]
     pub format: OutputFormat,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -777,6 +839,11 @@ pub struct CheckArgs {
     pub drift: bool,
     #[command(flatten)]
     pub scratch: ScratchArgs,
+    /// A fleet's result on stdout: a text table, or JSON.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -57,17 +57,36 @@ pub struct Migrator<'a> {
 
 impl<'a> Migrator<'a> {
     pub fn new(ctx: &'a Context<'a>, graph: &'a Graph, options: Options) -> Result<Self> {
-        let tables = Tables::new(&ctx.global.schema);
-        Ok(Migrator {
+        let connection = config::connection(ctx.global, ctx.env)?;
+        Ok(Migrator::for_target(
             ctx,
-            connection: config::connection(ctx.global, ctx.env)?,
+            graph,
+            options,
+            connection,
+            &ctx.global.schema,
+        ))
+    }
+
+    /// A migrator for one database (and the schema of its history tables) of a fleet,
+    /// with a wait budget of its own.
+    pub fn for_target(
+        ctx: &'a Context<'a>,
+        graph: &'a Graph,
+        options: Options,
+        connection: Connection,
+        schema: &str,
+    ) -> Self {
+        let tables = Tables::new(schema);
+        Migrator {
+            ctx,
+            connection,
             graph,
             key: ctx.global.lock_key.unwrap_or_else(|| tables.lock_key()),
             tables,
             options,
             single_transaction: false,
             budget: wait::Budget::new(ctx.global.wait_timeout),
-        })
+        }
     }
 
     /// Connects within what is left of the wait budget. schemagate's own statements on it

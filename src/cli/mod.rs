@@ -5,6 +5,7 @@ pub mod autogenerate;
 pub mod commands;
 pub mod config;
 pub mod context;
+pub mod fleet;
 pub mod lint;
 pub mod migrator;
 pub mod report;

@@ -53,6 +53,15 @@ impl Connection {
     /// Every host with its port (`u@h1:5432,h2:5433/db`): tokio-postgres tries them in
     /// turn, and a log line must name the one that failed among them.
     pub fn describe(&self) -> String {
+        format!(
+            "{}@{}",
+            self.config.get_user().unwrap_or("?"),
+            self.address()
+        )
+    }
+
+    /// `host:port/db`: where the database is, whoever logs in (a fleet target's identity).
+    pub fn address(&self) -> String {
         let ports = self.config.get_ports();
         let hosts: Vec<String> = self
             .config
@@ -76,11 +85,7 @@ impl Connection {
         } else {
             hosts.join(",")
         };
-        format!(
-            "{}@{hosts}/{}",
-            self.config.get_user().unwrap_or("?"),
-            self.config.get_dbname().unwrap_or("?")
-        )
+        format!("{hosts}/{}", self.config.get_dbname().unwrap_or("?"))
     }
 
     pub fn password(&self) -> Option<String> {

@@ -6,6 +6,7 @@
 //! request, the running code sees the cancellation error, and turns it into
 //! `Error::Interrupted` on its normal cleanup path.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -14,11 +15,16 @@ use tokio_postgres::CancelToken;
 use crate::db::tls::MakeTls;
 use crate::error::{Error, Result, Signal};
 
+/// The open connections a signal cancels the statements of: one for a run, one a
+/// target in flight for a fleet.
+type Open = Arc<Mutex<Vec<(u64, CancelToken, MakeTls)>>>;
+
 #[derive(Clone)]
 pub struct Interrupt {
     signal: watch::Receiver<Option<Signal>>,
     sender: Arc<watch::Sender<Option<Signal>>>,
-    running: Arc<Mutex<Option<(CancelToken, MakeTls)>>>,
+    running: Open,
+    next_id: Arc<AtomicU64>,
 }
 
 impl Default for Interrupt {
@@ -27,7 +33,22 @@ impl Default for Interrupt {
         Interrupt {
             signal,
             sender: Arc::new(sender),
-            running: Arc::new(Mutex::new(None)),
+            running: Arc::new(Mutex::new(Vec::new())),
+            next_id: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+/// A connection a signal cancels, until this is dropped (with its session).
+pub struct Watched {
+    running: Open,
+    id: u64,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.running.lock() {
+            running.retain(|(id, _, _)| *id != self.id);
         }
     }
 }
@@ -57,19 +78,25 @@ impl Interrupt {
     /// Records the signal and cancels whatever statement is running.
     pub async fn trigger(&self, signal: Signal) {
         self.sender.send_replace(Some(signal));
-        let running = self.running.lock().ok().and_then(|r| r.clone());
-        if let Some((token, tls)) = running {
+        let running = self.running.lock().map(|r| r.clone()).unwrap_or_default();
+        let cancels = running.into_iter().map(|(_, token, tls)| async move {
             let cancel = token.cancel_query(tls);
             if let Err(e) = tokio::time::timeout(std::time::Duration::from_secs(1), cancel).await {
                 tracing::warn!("could not cancel the running statement: {e}");
             }
-        }
+        });
+        futures_util::future::join_all(cancels).await;
     }
 
-    /// The connection whose statements a signal should cancel.
-    pub fn watch_connection(&self, token: CancelToken, tls: MakeTls) {
+    /// A connection whose statements a signal should cancel, while the result lives.
+    pub fn watch_connection(&self, token: CancelToken, tls: MakeTls) -> Watched {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut running) = self.running.lock() {
-            *running = Some((token, tls));
+            running.push((id, token, tls));
+        }
+        Watched {
+            running: Arc::clone(&self.running),
+            id,
         }
     }
 

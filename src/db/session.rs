@@ -36,6 +36,8 @@ pub struct Session {
     /// For a second connection (who blocks us?) and for cancelling a blocked statement.
     connection: Connection,
     tls: tls::MakeTls,
+    /// A signal cancels this session's statement while it is open.
+    _watched: crate::db::interrupt::Watched,
 }
 
 /// A blocked own statement is first reported after this long, then again this often.
@@ -74,7 +76,7 @@ impl Session {
             (outcome, _) => outcome,
         };
         let (client, mut conn) = connected.map_err(ConnectError::Postgres)?;
-        interrupt.watch_connection(client.cancel_token(), make_tls.clone());
+        let watched = interrupt.watch_connection(client.cancel_token(), make_tls.clone());
         let notified = Arc::new(Notify::new());
         let notify = Arc::clone(&notified);
         let driver = tokio::spawn(async move {
@@ -101,6 +103,7 @@ impl Session {
             own_timeout: crate::text::FOREVER,
             connection: connection.clone(),
             tls: make_tls,
+            _watched: watched,
         };
         // A role's short idle_session_timeout (PostgreSQL 14+) would end this session while
         // it waits for the lock, and every reconnection costs the wait budget. The RESET ALL

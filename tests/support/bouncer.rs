@@ -45,6 +45,11 @@ fn binary() -> PathBuf {
 impl Bouncer {
     /// Starts PgBouncer in `pool_mode` ("transaction" or "session") in front of `cluster`.
     pub fn start(cluster: &Cluster, pool_mode: &str) -> Bouncer {
+        Bouncer::start_ignoring(cluster, pool_mode, "extra_float_digits")
+    }
+
+    /// As `start`, with PgBouncer's `ignore_startup_parameters` set to `ignored`.
+    pub fn start_ignoring(cluster: &Cluster, pool_mode: &str, ignored: &str) -> Bouncer {
         let dir = unique_dir();
         let port = free_port();
         let config = format!(
@@ -61,7 +66,7 @@ impl Bouncer {
              default_pool_size = 20\n\
              max_client_conn = 200\n\
              logfile = {log}\n\
-             ignore_startup_parameters = extra_float_digits\n",
+             ignore_startup_parameters = {ignored}\n",
             server = cluster.port(),
             users = dir.join("users.txt").display(),
             log = dir.join("pgbouncer.log").display(),
