@@ -22,23 +22,17 @@
 
 #[path = "../tests/support/mod.rs"]
 mod support;
+#[path = "support/timing.rs"]
+mod timing;
 
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use support::Cluster;
 use support::run::Folder;
-
-/// The 1, 5 and 15 minute load averages: on a shared machine the figures mean little
-/// without them.
-fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|err| format!("unknown ({err})"))
-}
+use timing::{Sample, load_average, median, try_time as time};
 
 struct Sizes {
     runs: usize,
@@ -53,84 +47,6 @@ const SHORT: Sizes = Sizes {
     runs: 3,
     tables: 200,
 };
-
-/// Set in the environment of the shim that starts one timed command.
-const SHIM: &str = "SCHEMAGATE_BENCH_SHIM";
-
-/// One timed process: wall time and peak resident set.
-#[derive(Clone, Copy)]
-struct Sample {
-    wall: Duration,
-    rss_kb: u64,
-}
-
-/// Runs `command` through the shim; its sample if it exited with one of `ok`, else
-/// what it said on stderr.
-fn time(command: &mut Command, ok: &[i32]) -> Result<Sample, String> {
-    let mut shim = Command::new(std::env::current_exe().expect("the bench's own path"));
-    shim.env_clear()
-        .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .env(SHIM, "1")
-        .arg(command.get_program())
-        .args(command.get_args())
-        .stdin(Stdio::null());
-    let out = shim.output().expect("start the shim");
-    let report = String::from_utf8_lossy(&out.stdout);
-    let fields: Vec<i64> = report
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    match fields[..] {
-        [wall_ns, rss_kb, code] if ok.contains(&(code as i32)) => Ok(Sample {
-            wall: Duration::from_nanos(wall_ns as u64),
-            rss_kb: rss_kb as u64,
-        }),
-        _ => Err(format!(
-            "{:?} failed ({}):\n{}",
-            command.get_program(),
-            report.trim(),
-            tail(&String::from_utf8_lossy(&out.stderr), 15)
-        )),
-    }
-}
-
-/// The shim: runs the command in its arguments (stdout to /dev/null, stderr passed
-/// through), prints its wall time (ns), peak RSS (KB) and exit code. A separate process,
-/// so that the bench's own memory is not counted in the command's peak RSS.
-// The child is reaped by wait4 (for its rusage), which clippy cannot see.
-#[allow(clippy::zombie_processes)]
-fn shim(args: &[String]) -> ! {
-    let started = Instant::now();
-    let child = Command::new(&args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid, and wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our child and is waited for once, here.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let wall = started.elapsed();
-    assert_eq!(waited, pid, "wait4 failed");
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    };
-    println!("{} {} {code}", wall.as_nanos(), usage.ru_maxrss);
-    std::process::exit(0)
-}
-
-fn median(samples: &[Sample]) -> Sample {
-    let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
-    walls.sort();
-    Sample {
-        wall: walls[walls.len() / 2],
-        rss_kb: samples.iter().map(|s| s.rss_kb).max().unwrap_or(0),
-    }
-}
 
 /// Table i of the schema: a few columns of varied types, a primary key; every third
 /// references the one before, every other has an index, every fifth a unique pair.
@@ -188,12 +104,6 @@ fn for_migra(url: &str) -> String {
         Some(rest) => format!("postgresql://{rest}"),
         None => url.to_string(),
     }
-}
-
-/// The last lines of a failure's stderr: a traceback's cause is at its end.
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.trim().lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 fn shell_quote(text: &str) -> String {
@@ -323,10 +233,7 @@ impl Bench {
 }
 
 fn main() {
-    if std::env::var_os(SHIM).is_some() {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        shim(&args);
-    }
+    timing::shim_if_asked();
     let short = std::env::var("SCHEMAGATE_BENCH").is_ok_and(|v| v == "short");
     let sizes = if short { SHORT } else { FULL };
     let migra = find_migra();

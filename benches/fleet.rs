@@ -18,15 +18,18 @@
 
 #[path = "../tests/support/mod.rs"]
 mod support;
+#[path = "support/timing.rs"]
+mod timing;
 
 use std::fmt::Write as _;
-use std::fs;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use support::run::Folder;
 use support::{Cluster, Setup};
+use timing::{Sample, load_average, median, tail, time};
 
 struct Sizes {
     runs: usize,
@@ -146,97 +149,6 @@ INSERT INTO settings (key, value) VALUES
         "DROP VIEW active_projects;\n",
     ),
 ];
-
-/// The 1, 5 and 15 minute load averages: on a shared machine the figures mean little
-/// without them.
-fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|err| format!("unknown ({err})"))
-}
-
-/// One timed process: wall time and peak resident set (of the largest process in its
-/// tree: wait4 folds the reaped children's peak into the command's).
-#[derive(Clone, Copy)]
-struct Sample {
-    wall: Duration,
-    rss_kb: u64,
-}
-
-/// Set in the environment of the shim that starts one timed command.
-const SHIM: &str = "SCHEMAGATE_BENCH_SHIM";
-
-/// Runs `command` to completion through the shim; panics with its stderr unless it
-/// exits 0.
-fn time(command: &mut Command) -> Sample {
-    let mut shim = Command::new(std::env::current_exe().expect("the bench's own path"));
-    shim.env_clear()
-        .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .env(SHIM, "1")
-        .arg(command.get_program())
-        .args(command.get_args())
-        .stdin(Stdio::null());
-    let out = shim.output().expect("start the shim");
-    let report = String::from_utf8_lossy(&out.stdout);
-    let fields: Vec<u64> = report
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    match fields[..] {
-        [wall_ns, rss_kb, 0] => Sample {
-            wall: Duration::from_nanos(wall_ns),
-            rss_kb,
-        },
-        _ => panic!(
-            "{command:?} failed ({}):\n{}",
-            report.trim(),
-            tail(&String::from_utf8_lossy(&out.stderr), 30)
-        ),
-    }
-}
-
-/// The shim: runs the command in its arguments (stdout to /dev/null, stderr passed
-/// through), prints its wall time (ns), peak RSS (KB) and exit code. A process of its
-/// own, so that the bench's memory is not counted in the command's peak RSS.
-// The child is reaped by wait4 (for its rusage), which clippy cannot see.
-#[allow(clippy::zombie_processes)]
-fn shim(args: &[String]) -> ! {
-    let started = Instant::now();
-    let child = Command::new(&args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid, and wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our child and is waited for once, here.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let wall = started.elapsed();
-    assert_eq!(waited, pid, "wait4 failed");
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    };
-    println!("{} {} {code}", wall.as_nanos(), usage.ru_maxrss);
-    std::process::exit(0)
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-fn median(samples: &[Sample]) -> Sample {
-    let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
-    walls.sort();
-    Sample {
-        wall: walls[walls.len() / 2],
-        rss_kb: samples.iter().map(|s| s.rss_kb).max().unwrap_or(0),
-    }
-}
 
 /// The bench's cluster, its databases and the files every way reads.
 struct Fleet {
@@ -389,10 +301,7 @@ impl Fleet {
 }
 
 fn main() {
-    if std::env::var_os(SHIM).is_some() {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        shim(&args);
-    }
+    timing::shim_if_asked();
     let short = std::env::var("SCHEMAGATE_BENCH").is_ok_and(|v| v == "short");
     let Sizes { runs, databases } = if short { SHORT } else { FULL };
     let fleet = Fleet::new(databases);

@@ -13,6 +13,8 @@
 
 #[path = "../tests/support/mod.rs"]
 mod support;
+#[path = "support/timing.rs"]
+mod timing;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use support::Cluster;
 use support::run::Folder;
+use timing::{Sample, median, time};
 
 /// The sizes of one benchmark run.
 struct Sizes {
@@ -44,72 +47,6 @@ const SHORT: Sizes = Sizes {
     big_file_mb: 5,
 };
 
-/// One timed process: wall time and peak resident set.
-#[derive(Clone, Copy)]
-struct Sample {
-    wall: Duration,
-    rss_kb: u64,
-}
-
-/// Set in the environment of the shim that starts one timed command.
-const SHIM: &str = "SCHEMAGATE_BENCH_SHIM";
-
-/// Runs `command` to completion through the shim; panics with its stderr unless it
-/// exits 0.
-fn time(command: &mut Command) -> Sample {
-    let mut shim = Command::new(std::env::current_exe().expect("the bench's own path"));
-    shim.env_clear()
-        .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .env(SHIM, "1")
-        .arg(command.get_program())
-        .args(command.get_args())
-        .stdin(Stdio::null());
-    let out = shim.output().expect("start the shim");
-    let report = String::from_utf8_lossy(&out.stdout);
-    let fields: Vec<u64> = report
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    match fields[..] {
-        [wall_ns, rss_kb, 0] => Sample {
-            wall: Duration::from_nanos(wall_ns),
-            rss_kb,
-        },
-        _ => panic!(
-            "{command:?} failed ({report}):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
-}
-
-/// The shim: runs the command in its arguments, prints its wall time (ns), peak RSS (KB)
-/// and exit code.
-// The child is reaped by wait4 (for its rusage), which clippy cannot see.
-#[allow(clippy::zombie_processes)]
-fn shim(args: &[String]) -> ! {
-    let started = Instant::now();
-    let child = Command::new(&args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid, and wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our child and is waited for once, here.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let wall = started.elapsed();
-    assert_eq!(waited, pid, "wait4 failed");
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    };
-    println!("{} {} {code}", wall.as_nanos(), usage.ru_maxrss);
-    std::process::exit(0)
-}
-
 /// Starts 16 of `command` at once; the wall time until the last one is done.
 fn at_once(command: impl Fn() -> Command) -> Sample {
     let started = Instant::now();
@@ -128,15 +65,6 @@ fn at_once(command: impl Fn() -> Command) -> Sample {
     Sample {
         wall: started.elapsed(),
         rss_kb: 0,
-    }
-}
-
-fn median(samples: &[Sample]) -> Sample {
-    let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
-    walls.sort();
-    Sample {
-        wall: walls[walls.len() / 2],
-        rss_kb: samples.iter().map(|s| s.rss_kb).max().unwrap_or(0),
     }
 }
 
@@ -258,10 +186,7 @@ fn selected(case: &str) -> bool {
 }
 
 fn main() {
-    if std::env::var_os(SHIM).is_some() {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        shim(&args);
-    }
+    timing::shim_if_asked();
     let short = std::env::var("SCHEMAGATE_BENCH").is_ok_and(|v| v == "short");
     let sizes = if short { SHORT } else { FULL };
     let mut bench = Bench {

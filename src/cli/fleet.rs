@@ -50,11 +50,11 @@ impl Target {
 }
 
 /// A fleet: this shard's targets, in the order given.
-pub struct Fleet {
-    pub targets: Vec<Target>,
+struct Fleet {
+    targets: Vec<Target>,
     /// Targets in the whole list, before sharding.
-    pub listed: usize,
-    pub shard: Option<Shard>,
+    listed: usize,
+    shard: Option<Shard>,
 }
 
 /// How a target's command ended, short of an error.
@@ -75,12 +75,8 @@ pub struct Done {
 /// A target's result, for its line, the summary and the report.
 struct Outcome {
     index: usize,
-    outcome: String,
-    exit_code: i32,
-    applied: usize,
-    pending: usize,
-    current: Option<String>,
-    detail: String,
+    done: Done,
+    /// What went wrong, when the target's command failed.
     error: Option<String>,
     started: Duration,
     took: Duration,
@@ -99,7 +95,7 @@ pub struct Show {
 
 /// Reads the targets and keeps this shard's. Every problem is found before any target is
 /// touched: a bad line, a bad shard, an unwritable report.
-pub async fn targets(ctx: &Context<'_>, args: &FleetArgs) -> Result<Fleet> {
+async fn targets(ctx: &Context<'_>, args: &FleetArgs) -> Result<Fleet> {
     let shard = plan::shard(
         args.shard.as_deref(),
         args.shard_count,
@@ -419,7 +415,7 @@ pub async fn run(
             break;
         };
         let outcome = outcome(index, at.duration_since(started), at.elapsed(), result);
-        rollout.finished(index, outcome.exit_code != 0);
+        rollout.finished(index, outcome.done.exit_code != 0);
         progress.finished(&outcome);
         let target = &fleet.targets[index];
         log_result(target, &outcome);
@@ -436,15 +432,17 @@ pub async fn run(
         .map(|(index, o)| {
             o.unwrap_or_else(|| Outcome {
                 index,
-                outcome: "skipped".into(),
-                exit_code: 0,
-                applied: 0,
-                pending: 0,
-                current: None,
-                detail: format!(
-                    "not started: {}",
-                    why_skipped.as_deref().unwrap_or("the rollout stopped")
-                ),
+                done: Done {
+                    outcome: "skipped",
+                    exit_code: 0,
+                    applied: 0,
+                    pending: 0,
+                    current: None,
+                    detail: format!(
+                        "not started: {}",
+                        why_skipped.as_deref().unwrap_or("the rollout stopped")
+                    ),
+                },
                 error: None,
                 started: Duration::ZERO,
                 took: Duration::ZERO,
@@ -452,12 +450,12 @@ pub async fn run(
         })
         .collect();
     if show.stream {
-        for o in outcomes.iter().filter(|o| o.outcome == "skipped") {
+        for o in outcomes.iter().filter(|o| o.done.outcome == "skipped") {
             output::print_line(&result_line(&fleet.targets[o.index], o, show.format))?;
         }
     }
     let took = started.elapsed();
-    let code = plan::most_severe(outcomes.iter().map(|o| o.exit_code));
+    let code = plan::most_severe(outcomes.iter().map(|o| o.done.exit_code));
     let document = report_json(&show, &fleet, &outcomes, code, took, parallel);
     if let Some(path) = &args.report {
         write_report(path, &document)?;
@@ -505,18 +503,18 @@ fn log_result(target: &Target, o: &Outcome) {
                 $level,
                 event = event::FLEET_TARGET,
                 target = %target.identity,
-                outcome = %o.outcome,
-                exit_code = o.exit_code,
-                applied = o.applied as u64,
+                outcome = %o.done.outcome,
+                exit_code = o.done.exit_code,
+                applied = o.done.applied as u64,
                 duration_ms = o.took.as_millis() as u64,
                 "{} {}: {}",
                 target.identity,
-                o.outcome,
-                o.error.as_deref().unwrap_or(&o.detail)
+                o.done.outcome,
+                o.error.as_deref().unwrap_or(&o.done.detail)
             )
         };
     }
-    if o.exit_code == 0 {
+    if o.done.exit_code == 0 {
         at!(tracing::Level::DEBUG)
     } else {
         at!(tracing::Level::WARN)
@@ -524,39 +522,32 @@ fn log_result(target: &Target, o: &Outcome) {
 }
 
 fn outcome(index: usize, started: Duration, took: Duration, result: Result<Done>) -> Outcome {
-    match result {
-        Ok(done) => Outcome {
-            index,
-            outcome: done.outcome.into(),
-            exit_code: done.exit_code,
-            applied: done.applied,
-            pending: done.pending,
-            current: done.current,
-            detail: done.detail,
-            error: None,
-            started,
-            took,
-        },
+    let (done, error) = match result {
+        Ok(done) => (done, None),
         Err(e) => {
-            let code = e.exit_code();
-            let outcome = match code {
+            let exit_code = e.exit_code();
+            let outcome = match exit_code {
                 4 => "unreachable",
                 5 => "refused",
                 _ => "failed",
             };
-            Outcome {
-                index,
-                outcome: outcome.into(),
-                exit_code: code,
+            let done = Done {
+                outcome,
+                exit_code,
                 applied: 0,
                 pending: 0,
                 current: None,
                 detail: String::new(),
-                error: Some(output::redact_known(&e.to_string())),
-                started,
-                took,
-            }
+            };
+            (done, Some(output::redact_known(&e.to_string())))
         }
+    };
+    Outcome {
+        index,
+        done,
+        error,
+        started,
+        took,
     }
 }
 
@@ -565,11 +556,11 @@ fn target_json(target: &Target, o: &Outcome) -> Value {
         "target": target.identity,
         "database": target.database(),
         "schema": target.schema,
-        "outcome": o.outcome,
-        "exit_code": o.exit_code,
-        "applied": o.applied,
-        "pending": o.pending,
-        "current": o.current,
+        "outcome": o.done.outcome,
+        "exit_code": o.done.exit_code,
+        "applied": o.done.applied,
+        "pending": o.done.pending,
+        "current": o.done.current,
         "error": o.error,
         "started_ms": o.started.as_millis() as u64,
         "duration_ms": o.took.as_millis() as u64,
@@ -581,11 +572,11 @@ fn result_line(target: &Target, o: &Outcome, format: OutputFormat) -> String {
     if format == OutputFormat::Json {
         return target_json(target, o).to_string();
     }
-    let what = match o.exit_code {
-        0 => o.outcome.clone(),
-        code => format!("{} {code}", o.outcome),
+    let what = match o.done.exit_code {
+        0 => o.done.outcome.to_string(),
+        code => format!("{} {code}", o.done.outcome),
     };
-    let words = o.error.as_deref().unwrap_or(&o.detail);
+    let words = o.error.as_deref().unwrap_or(&o.done.detail);
     // One line each: a multi-line error (invalid files, several conflicts) is joined.
     let words = words.lines().collect::<Vec<_>>().join(" / ");
     format!("{what:<13} {}  {words}", target.identity)
@@ -605,17 +596,17 @@ fn table(fleet: &Fleet, outcomes: &[Outcome]) -> String {
         "TARGET", "STATE", "PENDING"
     );
     for (target, o) in fleet.targets.iter().zip(outcomes) {
-        let state = match o.exit_code {
-            0 => o.outcome.clone(),
-            code => format!("{} {code}", o.outcome),
+        let state = match o.done.exit_code {
+            0 => o.done.outcome.to_string(),
+            code => format!("{} {code}", o.done.outcome),
         };
         let current = match &o.error {
             Some(e) => e.lines().collect::<Vec<_>>().join(" / "),
-            None => o.current.clone().unwrap_or_default(),
+            None => o.done.current.clone().unwrap_or_default(),
         };
         out.push_str(&format!(
             "{:<width$}  {state:<13}  {:>7}  {current}\n",
-            target.identity, o.pending
+            target.identity, o.done.pending
         ));
     }
     out
@@ -642,9 +633,9 @@ fn summary(
 ) -> Summary {
     let mut counts: Vec<(String, usize)> = Vec::new();
     for o in outcomes {
-        let key = match o.exit_code {
-            0 => o.outcome.clone(),
-            c => format!("{} (exit {c})", o.outcome),
+        let key = match o.done.exit_code {
+            0 => o.done.outcome.to_string(),
+            c => format!("{} (exit {c})", o.done.outcome),
         };
         match counts.iter_mut().find(|(k, _)| *k == key) {
             Some((_, n)) => *n += 1,
@@ -652,8 +643,11 @@ fn summary(
         }
     }
     counts.sort_by_key(|(k, _)| order_of(k));
-    let failed = outcomes.iter().filter(|o| o.exit_code != 0).count();
-    let skipped = outcomes.iter().filter(|o| o.outcome == "skipped").count();
+    let failed = outcomes.iter().filter(|o| o.done.exit_code != 0).count();
+    let skipped = outcomes
+        .iter()
+        .filter(|o| o.done.outcome == "skipped")
+        .count();
     let rate = if took.as_secs_f64() > 0.0 {
         outcomes.len().saturating_sub(skipped) as f64 / took.as_secs_f64()
     } else {
@@ -691,8 +685,8 @@ fn summary(
     );
     let failure = match outcomes
         .iter()
-        .filter(|o| o.exit_code != 0)
-        .max_by_key(|o| (plan::severity(o.exit_code), std::cmp::Reverse(o.index)))
+        .filter(|o| o.done.exit_code != 0)
+        .max_by_key(|o| (plan::severity(o.done.exit_code), std::cmp::Reverse(o.index)))
     {
         Some(worst) => format!(
             "{} of {} did not succeed; exit {code}, the most severe, from {}: {}",
@@ -702,7 +696,7 @@ fn summary(
             worst
                 .error
                 .as_deref()
-                .unwrap_or(&worst.detail)
+                .unwrap_or(&worst.done.detail)
                 .lines()
                 .next()
                 .unwrap_or_default()
@@ -744,13 +738,16 @@ fn report_json(
     let mut by_outcome = serde_json::Map::new();
     for o in outcomes {
         let n = by_outcome
-            .get(&o.outcome)
+            .get(o.done.outcome)
             .and_then(Value::as_u64)
             .unwrap_or(0);
-        by_outcome.insert(o.outcome.clone(), json!(n + 1));
+        by_outcome.insert(o.done.outcome.to_string(), json!(n + 1));
     }
-    let failed = outcomes.iter().filter(|o| o.exit_code != 0).count();
-    let skipped = outcomes.iter().filter(|o| o.outcome == "skipped").count();
+    let failed = outcomes.iter().filter(|o| o.done.exit_code != 0).count();
+    let skipped = outcomes
+        .iter()
+        .filter(|o| o.done.outcome == "skipped")
+        .count();
     json!({
         "command": show.command,
         "exit_code": code,
@@ -822,7 +819,7 @@ impl Progress {
 
     fn finished(&self, o: &Outcome) {
         let Some(bar) = &self.bar else { return };
-        if o.exit_code != 0 {
+        if o.done.exit_code != 0 {
             self.failed.set(self.failed.get() + 1);
         }
         bar.inc(1);
