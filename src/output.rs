@@ -88,8 +88,8 @@ pub mod event {
     /// `up --exec`: the process becomes `program`; `exec.failed` (exit 2) if it cannot.
     pub const EXEC: &str = "exec";
     pub const EXEC_FAILED: &str = "exec.failed";
-    /// A fleet target finished (a success at debug, a failure as a warning): `target`,
-    /// `outcome`, `exit_code`, `applied`, `duration_ms`.
+    /// A fleet target finished, in its span (`span.target`): `outcome`, `exit_code`,
+    /// `applied`, `duration_ms`. A success at info, a failure as a warning.
     pub const FLEET_TARGET: &str = "fleet.target";
     /// A fleet finished: `targets`, `failed`, `skipped`, `exit_code`, `duration_ms`.
     pub const FLEET_FINISHED: &str = "fleet.finished";

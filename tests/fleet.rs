@@ -550,7 +550,16 @@ fn an_unreachable_target_waits_on_its_own_budget_and_stalls_no_one() {
     for text in [&out.stdout, &out.stderr, &written] {
         assert!(!text.contains("hunter2-secret"), "{text}");
     }
-    // In JSON logs, each target's lines carry its span.
+    // In JSON logs, each target's lines carry its span, its result among them.
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.contains("\"event\":\"fleet.target\"")
+                && l.contains("\"outcome\":\"migrated\"")
+                && l.contains(&format!("\"target\":\"{}\"", identity(&dbs[0])))),
+        "{}",
+        out.stderr
+    );
     assert!(
         out.stderr
             .lines()

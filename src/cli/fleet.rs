@@ -494,28 +494,27 @@ pub async fn run(
     })
 }
 
-/// `fleet.target`: a success at debug (its result line says it), a failure as a warning.
+/// `fleet.target`, in the target's span: a success at info (JSON logs have it; text logs
+/// leave it to the result line), a failure as a warning (in both).
 fn log_result(target: &Target, o: &Outcome) {
+    let _span = tracing::info_span!(output::TARGET_SPAN, target = %target.identity).entered();
     macro_rules! at {
         ($level:expr) => {
             tracing::event!(
-                parent: None,
                 $level,
                 event = event::FLEET_TARGET,
-                target = %target.identity,
                 outcome = %o.done.outcome,
                 exit_code = o.done.exit_code,
                 applied = o.done.applied as u64,
                 duration_ms = o.took.as_millis() as u64,
-                "{} {}: {}",
-                target.identity,
+                "{}: {}",
                 o.done.outcome,
                 o.error.as_deref().unwrap_or(&o.done.detail)
             )
         };
     }
     if o.done.exit_code == 0 {
-        at!(tracing::Level::DEBUG)
+        at!(tracing::Level::INFO)
     } else {
         at!(tracing::Level::WARN)
     }
