@@ -259,3 +259,54 @@ fn tenant_schemas_behind_a_pooler_are_refused_before_any_is_touched() {
     .run()
     .expect(0);
 }
+
+/// A fleet of databases behind transaction pooling: each target takes its lock in a
+/// transaction of a second connection, as a single run would; two fleets racing over the
+/// same targets apply each migration once.
+#[test]
+fn a_fleet_behind_transaction_pooling_migrates_each_database_once() {
+    let cluster = Cluster::start();
+    let bouncer = Bouncer::start(&cluster, "transaction");
+    let dbs: Vec<String> = (0..4)
+        .map(|_| cluster.create_database("pooled_fleet"))
+        .collect();
+    let folder = migrations(3);
+    let list: String = dbs
+        .iter()
+        .map(|db| format!("{}\n", bouncer.url(db)))
+        .collect();
+    let lists = Folder::with(&[("targets.txt", &list)]);
+    let targets = lists.shown("targets.txt");
+    let started = Instant::now();
+    let fleets: Vec<_> = (0..2)
+        .map(|_| {
+            let mut run = Run::new(&[
+                "up",
+                "--targets",
+                &targets,
+                "--lock-mode",
+                "transaction",
+                "--parallel",
+                "2",
+            ]);
+            run.env("SCHEMAGATE_MIGRATIONS", folder.path().to_str().unwrap());
+            run.spawn()
+        })
+        .collect();
+    for fleet in fleets {
+        finish(fleet, started).expect(0);
+    }
+    for db in &dbs {
+        assert_eq!(
+            history(&cluster, db),
+            "1:applied 2:applied 3:applied",
+            "{db}"
+        );
+        assert_eq!(
+            ok_events(&cluster, db),
+            "1:1 2:1 3:1",
+            "{db}: each applied once"
+        );
+        assert_eq!(advisory_locks(&cluster, db), 0);
+    }
+}

@@ -802,12 +802,12 @@ impl Progress {
             };
         }
         let bar = indicatif::ProgressBar::with_draw_target(Some(total as u64), target);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{pos}/{len} done, {msg}, {per_sec}, ETA {eta} {wide_bar}",
-        ) {
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{pos}/{len} done, {msg}, ETA {eta} {wide_bar}")
+        {
             bar.set_style(style);
         }
-        bar.set_message(format!("0 failed, {total} left"));
+        bar.set_message(format!("0 failed, {total} left, 0.0/s"));
         bar.enable_steady_tick(Duration::from_millis(500));
         output::set_progress(Some(bar.clone()));
         Progress {
@@ -823,7 +823,11 @@ impl Progress {
         }
         bar.inc(1);
         let left = bar.length().unwrap_or(0).saturating_sub(bar.position());
-        bar.set_message(format!("{} failed, {left} left", self.failed.get()));
+        let rate = bar.position() as f64 / bar.elapsed().as_secs_f64().max(0.001);
+        bar.set_message(format!(
+            "{} failed, {left} left, {rate:.1}/s",
+            self.failed.get()
+        ));
     }
 
     fn done(&self) {
