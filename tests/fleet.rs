@@ -872,3 +872,31 @@ fn the_documented_severity_order_is_the_one_the_code_uses() {
     let help = Run::new(&["--help"]).run();
     help.expect(0).stdout_has(&written);
 }
+
+/// `| head -1`: the reader goes away after the first result line; the fleet still runs
+/// every target to the end (a dropped target would be a run cut short), and exits 0.
+#[test]
+fn a_closed_stdout_stops_the_lines_not_the_fleet() {
+    let files = Folder::with(&[(
+        "20250101000000_slow.sql",
+        "-- migrate:up\nCREATE TABLE slow (id int);\nSELECT pg_sleep(0.2);\n-- migrate:down\nDROP TABLE slow;\n",
+    )]);
+    let dbs = databases("headpipe", 5);
+    let list = targets_file(&files, &dbs);
+    let mut child = fleet(&files, &["up", "--targets", &list, "--parallel", "1"]).spawn();
+    let stdout = child.stdout.take().expect("stdout");
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first)
+        .expect("a first line");
+    assert!(first.starts_with("migrated "), "{first}");
+    // The reader is gone now.
+    let out = finish(child, Instant::now());
+    out.expect(0);
+    for db in &dbs {
+        assert_eq!(
+            cluster().psql(db, "SELECT to_regclass('public.slow') IS NOT NULL"),
+            "t",
+            "{db} migrated"
+        );
+    }
+}

@@ -377,6 +377,7 @@ pub async fn run(
     let mut running = FuturesUnordered::new();
     let mut stopped: Option<String> = None;
     let progress = Progress::start(total, show.stream);
+    let mut stdout = Stdout::default();
     loop {
         while running.len() < parallel && stopped.is_none() {
             if let Some(signal) = ctx.interrupt.received() {
@@ -420,7 +421,7 @@ pub async fn run(
         let target = &fleet.targets[index];
         log_result(target, &outcome);
         if show.stream {
-            output::print_line(&result_line(target, &outcome, show.format))?;
+            stdout.line(&result_line(target, &outcome, show.format));
         }
         outcomes[index] = Some(outcome);
     }
@@ -451,7 +452,7 @@ pub async fn run(
         .collect();
     if show.stream {
         for o in outcomes.iter().filter(|o| o.done.outcome == "skipped") {
-            output::print_line(&result_line(&fleet.targets[o.index], o, show.format))?;
+            stdout.line(&result_line(&fleet.targets[o.index], o, show.format));
         }
     }
     let took = started.elapsed();
@@ -462,15 +463,15 @@ pub async fn run(
     }
     let summary = summary(&show, &fleet, &outcomes, code, took, parallel);
     match (show.stream, show.format) {
-        (true, OutputFormat::Json) => output::print_line(
-            &json!({"summary": document["summary"], "exit_code": code}).to_string(),
-        )?,
-        (false, OutputFormat::Json) => output::print_line(&document.to_string())?,
-        (false, OutputFormat::Text) => output::print(&table(&fleet, &outcomes))?,
+        (true, OutputFormat::Json) => {
+            stdout.line(&json!({"summary": document["summary"], "exit_code": code}).to_string())
+        }
+        (false, OutputFormat::Json) => stdout.line(&document.to_string()),
+        (false, OutputFormat::Text) => stdout.text(&table(&fleet, &outcomes)),
         (true, OutputFormat::Text) => {}
     }
     if show.format == OutputFormat::Text {
-        output::print(&summary.table)?;
+        stdout.text(&summary.table);
     }
     tracing::info!(
         event = event::FLEET_FINISHED,
@@ -486,12 +487,37 @@ pub async fn run(
         return Err(Error::Interrupted(signal));
     }
     if code == 0 {
-        return Ok(());
+        return match stdout.failed {
+            // `| head` took what it wanted; the fleet was still run to the end.
+            None | Some(Error::StdoutClosed) => Ok(()),
+            Some(e) => Err(e),
+        };
     }
     Err(Error::Fleet {
         code,
         message: summary.failure,
     })
+}
+
+/// Stdout for result lines: a write that fails (a reader gone, a full disk) ends the
+/// writing, never the fleet, whose targets would be dropped mid-run.
+#[derive(Default)]
+struct Stdout {
+    failed: Option<Error>,
+}
+
+impl Stdout {
+    fn line(&mut self, line: &str) {
+        self.text(&format!("{line}\n"));
+    }
+
+    fn text(&mut self, text: &str) {
+        if self.failed.is_none()
+            && let Err(e) = output::print(text)
+        {
+            self.failed = Some(e);
+        }
+    }
 }
 
 /// `fleet.target`, in the target's span: a success at info (JSON logs have it; text logs
