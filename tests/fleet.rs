@@ -900,3 +900,88 @@ fn a_closed_stdout_stops_the_lines_not_the_fleet() {
         );
     }
 }
+
+/// Schemas per tenant in several databases: the tenant query runs on each listed database.
+/// A database that cannot be read is one failed target; the shards split the tenants.
+#[test]
+fn tenant_schemas_of_each_listed_database() {
+    let files = migrations();
+    let dbs = databases("tenantdbs", 3);
+    cluster().psql(&dbs[0], "CREATE SCHEMA tn_a; CREATE SCHEMA tn_b");
+    cluster().psql(&dbs[1], "CREATE SCHEMA tn_c");
+    let gone = format!(
+        "postgres://postgres@127.0.0.1:{}/nowhere",
+        support::free_port()
+    );
+    let mut text = String::new();
+    for db in &dbs[..2] {
+        text.push_str(&format!("{}\n", cluster().url(db)));
+    }
+    text.push_str(&format!("{gone}\n{}\n", cluster().url(&dbs[2])));
+    files.write("targets.txt", &text);
+    let list = files.shown("targets.txt");
+    let query = "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tn\\_%' ORDER BY 1";
+    let report_path = files.shown("report.json");
+    let args = |extra: &[&str]| {
+        let mut args = vec![
+            "up",
+            "--targets",
+            &list,
+            "--tenant-schemas-query",
+            query,
+            "--wait-timeout",
+            "2s",
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |extra: &[&str]| {
+        let args = args(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fleet(&files, &args).run()
+    };
+    run(&["--report", &report_path])
+        .expect(4)
+        .stdout_has("cannot read its tenant schemas");
+    let r = results(&report(&report_path));
+    let port = cluster().port();
+    let gone_id = gone.trim_start_matches("postgres://postgres@").to_string();
+    assert_eq!(
+        r,
+        vec![
+            (
+                format!("127.0.0.1:{port}/{}#tn_a", dbs[0]),
+                "migrated".into(),
+                0
+            ),
+            (
+                format!("127.0.0.1:{port}/{}#tn_b", dbs[0]),
+                "migrated".into(),
+                0
+            ),
+            (
+                format!("127.0.0.1:{port}/{}#tn_c", dbs[1]),
+                "migrated".into(),
+                0
+            ),
+            (gone_id.clone(), "unreachable".into(), 4),
+        ],
+        "in the order listed; the database without tenants adds none"
+    );
+    for (db, schema) in [(&dbs[0], "tn_a"), (&dbs[0], "tn_b"), (&dbs[1], "tn_c")] {
+        assert_eq!(once(db, schema), "3|3|1", "{db}#{schema}");
+    }
+    assert!(untouched(&dbs[2]));
+    // Two shards take each tenant (and the unreadable database) once between them.
+    let mut taken = Vec::new();
+    for shard in ["0/2", "1/2"] {
+        let path = files.shown(&format!("shard{}.json", &shard[..1]));
+        let out = run(&["--shard", shard, "--report", &path]);
+        assert!([0, 4].contains(&out.code), "{out:?}");
+        taken.extend(results(&report(&path)).into_iter().map(|(t, _, _)| t));
+    }
+    taken.sort();
+    let mut all: Vec<String> = r.into_iter().map(|(t, _, _)| t).collect();
+    all.sort();
+    assert_eq!(taken, all);
+}

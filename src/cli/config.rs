@@ -575,8 +575,9 @@ pub struct FleetArgs {
     /// string, or a database name on the same server.
     #[arg(long, env = "SCHEMAGATE_TARGETS_QUERY", value_name = "SQL")]
     pub targets_query: Option<String>,
-    /// Run on every schema this query returns (on the configured database): each gets its
-    /// own history tables and lock, and its migrations run with search_path set to it.
+    /// Run on every schema this query returns (on the configured database, or on each
+    /// database of --targets / --targets-query): each gets its own history tables and lock,
+    /// and its migrations run with search_path set to it.
     #[arg(long, env = "SCHEMAGATE_TENANT_SCHEMAS_QUERY", value_name = "SQL")]
     pub tenant_schemas_query: Option<String>,
     /// Targets in flight at once, one connection each.

@@ -41,6 +41,9 @@ pub struct Target {
     pub connection: Connection,
     /// The tenant schema: its history tables are there, and it is the search_path.
     pub schema: Option<String>,
+    /// A listed database whose tenant schemas could not be read: its exit code and why.
+    /// It is reported as one failed target, and the others go on.
+    unlisted: Option<(i32, String)>,
 }
 
 impl Target {
@@ -102,15 +105,10 @@ async fn targets(ctx: &Context<'_>, args: &FleetArgs) -> Result<Fleet> {
         (ctx.env)("JOB_COMPLETION_INDEX").as_deref(),
     )
     .map_err(Error::Usage)?;
-    let sources = [
-        args.targets.is_some(),
-        args.targets_query.is_some(),
-        args.tenant_schemas_query.is_some(),
-    ];
-    if sources.iter().filter(|&&s| s).count() > 1 {
+    if args.targets.is_some() && args.targets_query.is_some() {
         return Err(Error::Usage(
-            "--targets, --targets-query and --tenant-schemas-query each name the whole fleet: \
-             give one of them"
+            "--targets and --targets-query each list the whole fleet's databases: give one of \
+             them (--tenant-schemas-query may go with either)"
                 .into(),
         ));
     }
@@ -130,38 +128,46 @@ async fn targets(ctx: &Context<'_>, args: &FleetArgs) -> Result<Fleet> {
             ))
         })?;
     }
-    let listed = if let Some(path) = &args.targets {
-        from_file(ctx, path)?
+    let databases = if let Some(path) = &args.targets {
+        Some(from_file(ctx, path)?)
     } else if let Some(sql) = &args.targets_query {
-        from_query(ctx, sql, "--targets-query", |row, configured| {
-            if row.contains("://") || row.contains('=') {
-                config::url_connection(row, ctx.env).map(|c| (c, None))
-            } else {
-                let mut connection = configured.clone();
-                connection.config.dbname(row);
-                Ok((connection, None))
-            }
-        })
-        .await?
-    } else if let Some(sql) = &args.tenant_schemas_query {
-        from_query(ctx, sql, "--tenant-schemas-query", |row, configured| {
-            let mut connection = configured.clone();
-            let options = match connection.config.get_options() {
-                Some(given) => format!("{given} {}", search_path_option(row)),
-                None => search_path_option(row),
-            };
-            connection.config.options(&options);
-            Ok((connection, Some(row.to_string())))
-        })
-        .await?
+        let configured = config::connection(ctx.global, ctx.env)?;
+        let found = from_query(
+            ctx,
+            &configured,
+            sql,
+            "--targets-query",
+            |row, configured| {
+                if row.contains("://") || row.contains('=') {
+                    config::url_connection(row, ctx.env).map(|c| (c, None))
+                } else {
+                    let mut connection = configured.clone();
+                    connection.config.dbname(row);
+                    Ok((connection, None))
+                }
+            },
+        )
+        .await?;
+        Some(nonempty(found, "--targets-query", &configured)?)
     } else {
-        return Err(Error::Internal("a fleet without targets".into()));
+        None
     };
-    if let Some((_, first)) = listed.first()
-        && first.schema.is_some()
-    {
-        search_path_taken(ctx, first).await?;
-    }
+    let listed = match (&args.tenant_schemas_query, databases) {
+        (None, Some(databases)) => databases,
+        (Some(sql), None) => {
+            let configured = config::connection(ctx.global, ctx.env)?;
+            let found = from_query(ctx, &configured, sql, "--tenant-schemas-query", tenant).await?;
+            let tenants = nonempty(found, "--tenant-schemas-query", &configured)?;
+            if let Some((_, first)) = tenants.first() {
+                search_path_taken(ctx, first).await?;
+            }
+            tenants
+        }
+        (Some(sql), Some(databases)) => {
+            tenants_of_each(ctx, databases, sql, args.parallel.max(1) as usize).await?
+        }
+        (None, None) => return Err(Error::Internal("a fleet without targets".into())),
+    };
     let mut seen = std::collections::HashSet::new();
     let mut unique = Vec::with_capacity(listed.len());
     for (origin, target) in listed {
@@ -280,6 +286,7 @@ fn from_file(ctx: &Context<'_>, path: &Path) -> Result<Vec<(String, Target)>> {
                     identity: identity(&connection, None),
                     connection,
                     schema: None,
+                    unlisted: None,
                 },
             )),
             Err(e) => problems.push(format!("{origin}: {e}")),
@@ -296,33 +303,26 @@ fn from_file(ctx: &Context<'_>, path: &Path) -> Result<Vec<(String, Target)>> {
     Ok(targets)
 }
 
-/// A query run on the configured database, a target a row (its first column).
+/// A query run on `on`, a target a row (its first column).
 async fn from_query(
     ctx: &Context<'_>,
+    on: &Connection,
     sql: &str,
     option: &str,
     target: impl Fn(&str, &Connection) -> Result<(Connection, Option<String>)>,
 ) -> Result<Vec<(String, Target)>> {
-    let configured = config::connection(ctx.global, ctx.env)?;
     let mut budget = wait::Budget::new(ctx.global.wait_timeout);
-    let session = wait::connect(&configured, &mut budget, ctx.interrupt).await?;
+    let session = wait::connect(on, &mut budget, ctx.interrupt).await?;
     let rows = session.rows(sql).await;
     session.close().await;
     let rows = rows.map_err(|e| match e {
         Error::Database(message) => Error::Usage(format!(
             "the {option} failed on {}: {message}; it must be a query whose first column is \
              each target",
-            configured.describe()
+            on.describe()
         )),
         other => other,
     })?;
-    if rows.is_empty() {
-        return Err(Error::Usage(format!(
-            "the {option} returned no rows on {}: check the query (a fleet needs at least one \
-             target)",
-            configured.describe()
-        )));
-    }
     let mut targets = Vec::with_capacity(rows.len());
     let mut problems = Vec::new();
     for (i, row) in rows.iter().enumerate() {
@@ -337,13 +337,14 @@ async fn from_query(
             problems.push(format!("{origin} is empty or NULL"));
             continue;
         }
-        match target(&value, &configured) {
+        match target(&value, on) {
             Ok((connection, schema)) => targets.push((
                 origin,
                 Target {
                     identity: identity(&connection, schema.as_deref()),
                     connection,
                     schema,
+                    unlisted: None,
                 },
             )),
             Err(e) => problems.push(format!("{origin}: {e}")),
@@ -357,6 +358,96 @@ async fn from_query(
         ))));
     }
     Ok(targets)
+}
+
+/// A query's targets, or exit 2 when it found none: a fleet needs one.
+fn nonempty(
+    targets: Vec<(String, Target)>,
+    option: &str,
+    on: &Connection,
+) -> Result<Vec<(String, Target)>> {
+    if targets.is_empty() {
+        return Err(Error::Usage(format!(
+            "the {option} returned no rows on {}: check the query (a fleet needs at least one \
+             target)",
+            on.describe()
+        )));
+    }
+    Ok(targets)
+}
+
+/// A row of `--tenant-schemas-query`: the schema on the database it was read from.
+fn tenant(schema: &str, on: &Connection) -> Result<(Connection, Option<String>)> {
+    let mut connection = on.clone();
+    let options = match connection.config.get_options() {
+        Some(given) => format!("{given} {}", search_path_option(schema)),
+        None => search_path_option(schema),
+    };
+    connection.config.options(&options);
+    Ok((connection, Some(schema.to_string())))
+}
+
+/// `--tenant-schemas-query` with `--targets` or `--targets-query`: the schemas of each
+/// listed database, read `parallel` databases at a time, in the order listed. A database
+/// that cannot be read is one failed target; a query the server rejects is exit 2.
+async fn tenants_of_each(
+    ctx: &Context<'_>,
+    databases: Vec<(String, Target)>,
+    sql: &str,
+    parallel: usize,
+) -> Result<Vec<(String, Target)>> {
+    let count = databases.len();
+    let read: Vec<_> =
+        futures_util::stream::iter(databases.into_iter().map(|(origin, db)| async {
+            let found =
+                from_query(ctx, &db.connection, sql, "--tenant-schemas-query", tenant).await;
+            (origin, db, found)
+        }))
+        .buffered(parallel)
+        .collect()
+        .await;
+    let mut tenants = Vec::new();
+    let mut servers_checked = std::collections::HashSet::new();
+    for (origin, db, found) in read {
+        match found {
+            Ok(found) => {
+                let server = db
+                    .connection
+                    .address()
+                    .rsplit_once('/')
+                    .map(|(s, _)| s.to_string());
+                if let Some((_, first)) = found.first()
+                    && servers_checked.insert(server)
+                {
+                    search_path_taken(ctx, first).await?;
+                }
+                tenants.extend(
+                    found
+                        .into_iter()
+                        .map(|(row, t)| (format!("{row} on {}", db.identity), t)),
+                );
+            }
+            Err(e @ (Error::Usage(_) | Error::Interrupted(_))) => return Err(e),
+            Err(e) => {
+                let why = format!("cannot read its tenant schemas ({origin}): {e}");
+                tenants.push((
+                    origin,
+                    Target {
+                        unlisted: Some((e.exit_code(), output::redact_known(&why))),
+                        ..db
+                    },
+                ));
+            }
+        }
+    }
+    if tenants.is_empty() {
+        return Err(Error::Usage(format!(
+            "the --tenant-schemas-query returned no rows on any of the {}: check the query (a \
+             fleet needs at least one target)",
+            plural(count, "database")
+        )));
+    }
+    Ok(tenants)
 }
 
 /// Runs `work` on every target of the fleet (at most `--parallel` at once, in the order
@@ -399,7 +490,13 @@ pub async fn run(
                                 env: ctx.env,
                                 started: at,
                             };
-                            let result = work(&target_ctx, target).await;
+                            let result = match &target.unlisted {
+                                Some((code, message)) => Err(Error::Fleet {
+                                    code: *code,
+                                    message: message.clone(),
+                                }),
+                                None => work(&target_ctx, target).await,
+                            };
                             (index, at, result)
                         }
                         .instrument(span),
