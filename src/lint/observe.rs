@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::db::apply;
 use crate::db::guard::Guard;
-use crate::db::history::{self, Tables};
+use crate::db::history::Tables;
 use crate::db::interrupt::Interrupt;
 use crate::db::session::Session;
 use crate::error::{Error, FileProblem, Result};
@@ -396,25 +396,6 @@ async fn run(
     Ok(out)
 }
 
-/// The state database: history tables and the advisory lock the runner's code expects.
-async fn prepare(
-    scratch: &Scratch,
-    database: &str,
-    tables: &Tables,
-    interrupt: &Interrupt,
-) -> Result<(Session, Guard)> {
-    let session = scratch.open(database, interrupt).await?;
-    history::ensure_tables(&session, tables).await?;
-    let guard = Guard {
-        key: tables.lock_key(),
-        session_lock: true,
-    };
-    session
-        .execute(&format!("SELECT pg_advisory_lock({})", guard.key))
-        .await?;
-    Ok((session, guard))
-}
-
 /// One migration observed, and how long that took.
 pub struct Observed {
     pub observation: MigrationObservation,
@@ -434,7 +415,7 @@ pub async fn observe(
         .collect();
     let wanted = graph.ancestors_inclusive(&target_nodes);
     let mut database = scratch.create(None).await?;
-    let (mut session, mut guard) = prepare(scratch, &database, &tables, interrupt).await?;
+    let (mut session, mut guard) = scratch.open_locked(&database, &tables, interrupt).await?;
     let mut applied = vec![false; graph.len()];
     let mut out = Vec::new();
     for &node in graph.topological_order() {
@@ -452,7 +433,7 @@ pub async fn observe(
             session.close().await;
             scratch.drop_database(&database).await?;
             database = scratch.create(None).await?;
-            (session, guard) = prepare(scratch, &database, &tables, interrupt).await?;
+            (session, guard) = scratch.open_locked(&database, &tables, interrupt).await?;
             for &earlier in graph.topological_order() {
                 if parent_state[earlier] {
                     apply_one(&session, &tables, graph, earlier, guard, interrupt).await?;
@@ -471,7 +452,7 @@ pub async fn observe(
                 let outcome = run(&on_copy, migration, true).await;
                 on_copy.close().await;
                 scratch.drop_database(&copy).await?;
-                (session, guard) = prepare(scratch, &database, &tables, interrupt).await?;
+                (session, guard) = scratch.open_locked(&database, &tables, interrupt).await?;
                 outcome?
             };
             out.push(Observed {

@@ -10,7 +10,6 @@
 //! desired state; then the down section must give the head state back.
 
 use crate::db::apply;
-use crate::db::guard::Guard;
 use crate::db::history::{self, Tables};
 use crate::db::interrupt::Interrupt;
 use crate::db::session::Session;
@@ -34,16 +33,8 @@ pub async fn migrations_state(
     interrupt: &Interrupt,
 ) -> Result<String> {
     let database = scratch.create(None).await?;
-    let session = scratch.open(&database, interrupt).await?;
     let tables = Tables::new(SCRATCH_HISTORY);
-    history::ensure_tables(&session, &tables).await?;
-    let guard = Guard {
-        key: tables.lock_key(),
-        session_lock: true,
-    };
-    session
-        .execute(&format!("SELECT pg_advisory_lock({})", guard.key))
-        .await?;
+    let (session, guard) = scratch.open_locked(&database, &tables, interrupt).await?;
     for &node in graph.topological_order() {
         if !wanted.get(node).copied().unwrap_or(false) {
             continue;

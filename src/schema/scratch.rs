@@ -46,6 +46,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::db::connection::{Connection, SslMode};
+use crate::db::guard::Guard;
+use crate::db::history::{self, Tables};
 use crate::db::interrupt::Interrupt;
 use crate::db::session::{self, Session};
 use crate::db::wait::{self, Budget};
@@ -368,6 +370,26 @@ impl Scratch {
                     session::describe(&e)
                 )),
             })
+    }
+
+    /// A session on `database` as the runner's apply code expects it: schemagate's history
+    /// tables there, and the advisory lock held (by this session) that its proofs check.
+    pub async fn open_locked(
+        &self,
+        database: &str,
+        tables: &Tables,
+        interrupt: &Interrupt,
+    ) -> Result<(Session, Guard)> {
+        let session = self.open(database, interrupt).await?;
+        history::ensure_tables(&session, tables).await?;
+        let guard = Guard {
+            key: tables.lock_key(),
+            session_lock: true,
+        };
+        session
+            .execute(&format!("SELECT pg_advisory_lock({})", guard.key))
+            .await?;
+        Ok((session, guard))
     }
 
     /// Drops one of its databases, disconnecting whoever is still on it.
