@@ -130,7 +130,7 @@ async fn run(cli: Cli, started: Instant) -> Result<Finish, Failed> {
         ));
         return Err(Failed::Early(e.exit_code()));
     }
-    install_panic_hook(secret);
+    install_panic_hook();
     let interrupt = match Interrupt::install() {
         Ok(interrupt) => interrupt,
         Err(e) => {
@@ -261,9 +261,11 @@ fn log_error(e: &Error) {
     }
 }
 
-fn install_panic_hook(secret: Option<String>) {
-    std::panic::set_hook(Box::new(move |info| {
-        let text = output::redact(&info.to_string(), secret.as_deref());
+/// Every password known by then is redacted: the configured one (given to `output::init`)
+/// and a fleet's targets', added as they are read.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let text = output::redact_known(&info.to_string());
         output::print_error(&format!(
             "error: internal error (a bug in schemagate, please report it): {text}"
         ));

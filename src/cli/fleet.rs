@@ -481,6 +481,7 @@ pub async fn run(
                     let target = &fleet.targets[index];
                     let span = tracing::info_span!(output::TARGET_SPAN, target = %target.identity);
                     let work = &work;
+                    let result_span = span.clone();
                     running.push(
                         async move {
                             let at = Instant::now();
@@ -497,7 +498,7 @@ pub async fn run(
                                 }),
                                 None => work(&target_ctx, target).await,
                             };
-                            (index, at, result)
+                            (index, at, result, result_span)
                         }
                         .instrument(span),
                     );
@@ -509,14 +510,14 @@ pub async fn run(
                 }
             }
         }
-        let Some((index, at, result)) = running.next().await else {
+        let Some((index, at, result, span)) = running.next().await else {
             break;
         };
         let outcome = outcome(index, at.duration_since(started), at.elapsed(), result);
         rollout.finished(index, outcome.done.exit_code != 0);
         progress.finished(&outcome);
         let target = &fleet.targets[index];
-        log_result(target, &outcome);
+        span.in_scope(|| log_result(&outcome));
         if show.stream {
             stdout.line(&result_line(target, &outcome, show.format));
         }
@@ -617,10 +618,9 @@ impl Stdout {
     }
 }
 
-/// `fleet.target`, in the target's span: a success at info (JSON logs have it; text logs
-/// leave it to the result line), a failure as a warning (in both).
-fn log_result(target: &Target, o: &Outcome) {
-    let _span = tracing::info_span!(output::TARGET_SPAN, target = %target.identity).entered();
+/// `fleet.target`, logged in the target's span: a success at info (JSON logs have it;
+/// text logs leave it to the result line), a failure as a warning (in both).
+fn log_result(o: &Outcome) {
     macro_rules! at {
         ($level:expr) => {
             tracing::event!(
