@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use support::Cluster;
 use support::pg::{self, PgBins};
-use support::run::{Folder, Run, finish};
+use support::run::{Folder, Outcome, Run, finish};
 use support::watched::Watched;
 
 /// A psql session that read `table` in an open transaction and sits idle in it, holding
@@ -179,6 +179,23 @@ fn retries(stderr: &str) -> usize {
         .count()
 }
 
+/// Runs schemagate with `args` on `url` while `holder` keeps its table locked, and has it
+/// commit after `hold`.
+fn run_while_held(
+    holder: Holder,
+    url: &str,
+    folder: &Folder,
+    args: &[&str],
+    hold: Duration,
+) -> Outcome {
+    let started = Instant::now();
+    let child = Run::on(url, folder, args).spawn();
+    let committed = holder.commit_after(hold);
+    let outcome = finish(child, started);
+    committed.join().expect("the holder committed");
+    outcome
+}
+
 #[test]
 fn a_blocked_migration_gives_way_to_readers_and_applies_once_the_holder_commits() {
     let (cluster, db, url) = database("ddl_gives_way");
@@ -186,16 +203,13 @@ fn a_blocked_migration_gives_way_to_readers_and_applies_once_the_holder_commits(
     let holder = Holder::take(cluster, &db, "t");
     let holder_pid = holder.pid.clone();
     let reader = Reader::start(&url, "t");
-    let started = Instant::now();
-    let child = Run::on(
+    let outcome = run_while_held(
+        holder,
         &url,
         &folder,
         &["up", "--ddl-lock-timeout", "1s", "--log-format", "json"],
-    )
-    .spawn();
-    let committed = holder.commit_after(Duration::from_secs(4));
-    let outcome = finish(child, started);
-    committed.join().expect("the holder committed");
+        Duration::from_secs(4),
+    );
     let (worst, reads) = reader.stop();
     println!(
         "worst read latency {worst:?} over {reads} reads while up retried (--ddl-lock-timeout 1s)"
@@ -291,16 +305,13 @@ fn a_transaction_false_migration_retries_only_the_blocked_statement() {
          INSERT INTO log VALUES ('after');\n",
     )]);
     let holder = Holder::take(cluster, &db, "t");
-    let started = Instant::now();
-    let child = Run::on(
+    let outcome = run_while_held(
+        holder,
         &url,
         &folder,
         &["up", "--ddl-lock-timeout", "500ms", "--log-format", "json"],
-    )
-    .spawn();
-    let committed = holder.commit_after(Duration::from_secs(3));
-    let outcome = finish(child, started);
-    committed.join().expect("the holder committed");
+        Duration::from_secs(3),
+    );
     outcome.expect(0);
     assert!(
         retries(&outcome.stderr) >= 2,
@@ -328,16 +339,13 @@ fn zero_turns_it_off_and_the_migration_waits_blocking_readers() {
     let folder = alter_t();
     let holder = Holder::take(cluster, &db, "t");
     let reader = Reader::start(&url, "t");
-    let started = Instant::now();
-    let child = Run::on(
+    let outcome = run_while_held(
+        holder,
         &url,
         &folder,
         &["up", "--ddl-lock-timeout", "0", "--log-format", "json"],
-    )
-    .spawn();
-    let committed = holder.commit_after(Duration::from_secs(2));
-    let outcome = finish(child, started);
-    committed.join().expect("the holder committed");
+        Duration::from_secs(2),
+    );
     let (worst, reads) = reader.stop();
     println!("worst read latency {worst:?} over {reads} reads with --ddl-lock-timeout 0");
     outcome.expect(0);
@@ -424,16 +432,13 @@ fn each_migration_sets_it_again_after_the_reset_of_the_one_before() {
         ),
     ]);
     let holder = Holder::take(cluster, &db, "t");
-    let started = Instant::now();
-    let child = Run::on(
+    let outcome = run_while_held(
+        holder,
         &url,
         &folder,
         &["up", "--ddl-lock-timeout", "500ms", "--log-format", "json"],
-    )
-    .spawn();
-    let committed = holder.commit_after(Duration::from_secs(2));
-    let outcome = finish(child, started);
-    committed.join().expect("the holder committed");
+        Duration::from_secs(2),
+    );
     outcome.expect(0);
     assert!(
         retries(&outcome.stderr) >= 2 && outcome.stderr.contains("migration 2 waited longer"),
@@ -457,16 +462,13 @@ fn a_migration_that_sets_its_own_lock_timeout_keeps_it() {
         "-- migrate:up\nSET lock_timeout = 0;\nALTER TABLE t ADD COLUMN c int;\n",
     )]);
     let holder = Holder::take(cluster, &db, "t");
-    let started = Instant::now();
-    let child = Run::on(
+    let outcome = run_while_held(
+        holder,
         &url,
         &folder,
         &["up", "--ddl-lock-timeout", "500ms", "--log-format", "json"],
-    )
-    .spawn();
-    let committed = holder.commit_after(Duration::from_secs(2));
-    let outcome = finish(child, started);
-    committed.join().expect("the holder committed");
+        Duration::from_secs(2),
+    );
     outcome.expect(0);
     assert_eq!(retries(&outcome.stderr), 0, "{}", outcome.stderr);
     assert!(
@@ -493,8 +495,8 @@ fn behind_a_pooler_a_transaction_false_section_gets_no_session_set() {
         "-- migrate:up transaction:false\nALTER TABLE t ADD COLUMN c int;\n",
     )]);
     let holder = Holder::take(cluster, &db, "t");
-    let started = Instant::now();
-    let child = Run::on(
+    let outcome = run_while_held(
+        holder,
         &url,
         &folder,
         &[
@@ -506,11 +508,8 @@ fn behind_a_pooler_a_transaction_false_section_gets_no_session_set() {
             "--log-format",
             "json",
         ],
-    )
-    .spawn();
-    let committed = holder.commit_after(Duration::from_millis(1500));
-    let outcome = finish(child, started);
-    committed.join().expect("the holder committed");
+        Duration::from_millis(1500),
+    );
     outcome.expect(0);
     assert_eq!(retries(&outcome.stderr), 0, "{}", outcome.stderr);
     assert!(has_column_c(cluster, &db));
