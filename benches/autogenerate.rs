@@ -161,15 +161,6 @@ impl Bench {
         command
     }
 
-    fn fresh(&self, name: &str) {
-        self.cluster.psql(
-            "postgres",
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        );
-        self.cluster
-            .psql("postgres", &format!("CREATE DATABASE {name}"));
-    }
-
     /// Warm-up, then `runs` alternating pairs, `prepare` before each side; one side's
     /// first failure ends that side (reported, and the bench exits non-zero).
     fn compare(
@@ -393,8 +384,8 @@ fn main() {
     generated_cleanup();
 
     // Case b: the diff alone, between the same two databases for both tools.
-    bench.fresh("bench_s");
-    bench.fresh("bench_s2");
+    bench.cluster.recreate_database("bench_s");
+    bench.cluster.recreate_database("bench_s2");
     bench.cluster.psql("bench_s", &head);
     bench.cluster.psql("bench_s2", &desired);
     let (url_s, url_s2) = (bench.url("bench_s"), bench.url("bench_s2"));

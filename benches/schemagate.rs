@@ -100,16 +100,6 @@ impl Bench {
         command
     }
 
-    /// An empty database named `name`, dropped first if it exists.
-    fn fresh(&self, name: &str) {
-        self.cluster.psql(
-            "postgres",
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        );
-        self.cluster
-            .psql("postgres", &format!("CREATE DATABASE {name}"));
-    }
-
     /// Warm-up, then `runs` alternating pairs; each side gets `prepare` before it.
     fn compare(
         &mut self,
@@ -213,7 +203,7 @@ fn main() {
         bench.compare(
             &format!("fresh-{count}"),
             target,
-            |b| b.fresh("bench_fresh"),
+            |b| b.cluster.recreate_database("bench_fresh"),
             |b| b.schemagate("bench_fresh", folder.path(), &["up"]),
             |b| b.psql("bench_fresh", &["-f", &script]),
         );
@@ -226,7 +216,7 @@ fn main() {
         bench.compare(
             &format!("fresh-{many}: --ddl-lock-timeout 5s (default) vs 0"),
             "<= 1.05x",
-            |b| b.fresh("bench_fresh"),
+            |b| b.cluster.recreate_database("bench_fresh"),
             |b| b.schemagate("bench_fresh", folder.path(), &["up"]),
             |b| {
                 b.schemagate(
@@ -246,7 +236,7 @@ fn main() {
         }
         let (folder, _) = workload(count);
         let db = format!("bench_noop_{count}");
-        bench.fresh(&db);
+        bench.cluster.recreate_database(&db);
         time(&mut bench.schemagate(&db, folder.path(), &["up"]));
         let ours = |b: &Bench| b.schemagate(&db, folder.path(), &["up"]);
         let select_1 = |b: &Bench| b.psql(&db, &["-c", "SELECT 1"]);
@@ -321,7 +311,7 @@ fn main() {
         bench.compare(
             &case,
             "<= 1.10x",
-            |b| b.fresh("bench_big"),
+            |b| b.cluster.recreate_database("bench_big"),
             |b| b.schemagate("bench_big", big.path(), &["up"]),
             |b| b.psql("bench_big", &psql_args),
         );
@@ -333,9 +323,9 @@ fn main() {
     let (mut alone, mut racing) = (Vec::new(), Vec::new());
     let (mut psql_alone, mut psql_racing) = (Vec::new(), Vec::new());
     for run in 0..=if selected("racing") { runs } else { 0 } {
-        bench.fresh("bench_race");
+        bench.cluster.recreate_database("bench_race");
         let one = time(&mut bench.schemagate("bench_race", ten.path(), &["up"]));
-        bench.fresh("bench_race");
+        bench.cluster.recreate_database("bench_race");
         let slowest = at_once(|| bench.schemagate("bench_race", ten.path(), &["up"]));
         let psql_one = time(&mut bench.psql("bench_race", &["-c", "SELECT 1"]));
         let psql_slowest = at_once(|| bench.psql("bench_race", &["-c", "SELECT 1"]));

@@ -247,6 +247,18 @@ impl Cluster {
         name
     }
 
+    /// An empty database named `name`, dropped first (and its sessions ended) if it exists.
+    pub fn recreate_database(&self, name: &str) {
+        self.psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name)),
+        );
+        self.psql(
+            "postgres",
+            &format!("CREATE DATABASE {}", quote_ident(name)),
+        );
+    }
+
     /// A role that can log in with `password`. Roles are cluster-wide, so
     /// parallel tests on the shared cluster need distinct names.
     pub fn create_role(&self, name: &str, password: &str) {
