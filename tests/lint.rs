@@ -6,11 +6,10 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 use support::Cluster;
-use support::run::{Folder, Outcome, Run};
+use support::project::Project;
+use support::run::Outcome;
 
 const BASE: &str = "-- migrate:up
 CREATE TABLE a (id int PRIMARY KEY, note text);
@@ -97,47 +96,19 @@ const SAFE: [(&str, &str); 4] = [
     ),
 ];
 
-struct Project {
-    root: Folder,
+/// A project whose first migration creates the tables the others change.
+fn project() -> Project {
+    let project = Project::new();
+    project.write("001_base.sql", BASE);
+    project
 }
 
-impl Project {
-    fn new() -> Project {
-        let root = Folder::new();
-        std::fs::create_dir_all(root.path().join("migrations")).expect("migrations folder");
-        let project = Project { root };
-        project.write("001_base.sql", BASE);
-        project
+/// With a migration for each hazard of `HAZARDS`.
+fn with_hazards(project: Project) -> Project {
+    for (name, up, _) in HAZARDS {
+        project.write(name, &format!("-- migrate:up\n{up}-- migrate:down\n"));
     }
-
-    fn write(&self, name: &str, text: &str) {
-        self.root.write(&format!("migrations/{name}"), text);
-    }
-
-    fn with_hazards(self) -> Project {
-        for (name, up, _) in HAZARDS {
-            self.write(name, &format!("-- migrate:up\n{up}-- migrate:down\n"));
-        }
-        self
-    }
-
-    fn migrations(&self) -> PathBuf {
-        self.root.path().join("migrations")
-    }
-
-    fn run(&self, database: Option<&str>, args: &[&str]) -> Outcome {
-        let cluster = Cluster::shared();
-        let mut run = Run::new(args);
-        run.env(
-            "SCHEMAGATE_MIGRATIONS",
-            self.migrations().to_str().expect("utf-8"),
-        )
-        .env("SCHEMAGATE_DEV_URL", &cluster.url("postgres"));
-        if let Some(db) = database {
-            run.env("DATABASE_URL", &cluster.url(db));
-        }
-        run.run()
-    }
+    project
 }
 
 fn json(out: &Outcome) -> Value {
@@ -161,7 +132,7 @@ fn found(report: &Value) -> Vec<(String, String)> {
 
 #[test]
 fn every_hazard_class_is_observed_with_its_lock_and_the_safe_patterns_pass() {
-    let project = Project::new().with_hazards();
+    let project = with_hazards(project());
     for (name, text) in SAFE {
         project.write(name, text);
     }
@@ -243,7 +214,7 @@ fn every_hazard_class_is_observed_with_its_lock_and_the_safe_patterns_pass() {
 
 #[test]
 fn text_report_names_file_line_lock_and_fix_and_a_clean_run_exits_0() {
-    let project = Project::new();
+    let project = project();
     project.write(
         "002_type.sql",
         "-- migrate:up\nSET lock_timeout = '1s';\nALTER TABLE b ALTER COLUMN n TYPE bigint;\n-- migrate:down\n",
@@ -264,7 +235,7 @@ fn text_report_names_file_line_lock_and_fix_and_a_clean_run_exits_0() {
 
 #[test]
 fn sarif_is_a_valid_2_1_0_log_with_located_results() {
-    let project = Project::new();
+    let project = project();
     project.write(
         "002_index.sql",
         "-- migrate:up\nCREATE INDEX d_n ON d (n);\n-- migrate:down\n",
@@ -302,7 +273,7 @@ fn sarif_is_a_valid_2_1_0_log_with_located_results() {
 
 #[test]
 fn an_allow_comment_with_a_reason_excuses_its_statement_and_one_without_is_an_error() {
-    let project = Project::new();
+    let project = project();
     project.write(
         "002_excused.sql",
         "-- migrate:up\nSET lock_timeout = '1s';\n-- schemagate:allow rewrite b has three rows\nALTER TABLE b ALTER COLUMN n TYPE bigint;\nALTER TABLE d ALTER COLUMN n TYPE bigint;\n-- migrate:down\n",
@@ -333,7 +304,7 @@ fn an_allow_comment_with_a_reason_excuses_its_statement_and_one_without_is_an_er
 
 #[test]
 fn with_a_database_the_pending_migrations_are_linted() {
-    let project = Project::new();
+    let project = project();
     project.write(
         "002_type.sql",
         "-- migrate:up\nSET lock_timeout = '1s';\nALTER TABLE b ALTER COLUMN n TYPE bigint;\n-- migrate:down\n",
@@ -351,7 +322,7 @@ fn with_a_database_the_pending_migrations_are_linted() {
 
 #[test]
 fn validate_lint_fails_ci_on_a_hazard_in_a_head_and_passes_a_safe_one() {
-    let project = Project::new();
+    let project = project();
     project.write(
         "002_index.sql",
         "-- migrate:up\nSET lock_timeout = '1s';\nCREATE INDEX d_n ON d (n);\n-- migrate:down\n",

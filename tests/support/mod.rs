@@ -19,6 +19,7 @@
 
 pub mod bouncer;
 pub mod pg;
+pub mod project;
 pub mod run;
 pub mod sql;
 pub mod state;
